@@ -1,0 +1,35 @@
+"""`subcell-hf <command>`: a thin front to the Python API. Each command lives in `subcell_hf/commands/<name>.py`
+with `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: command name -> (module under subcell_hf.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("convert", "convert original SubCell .pth checkpoints into a save_pretrained folder"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="subcell-hf", description="SubCell models in the Hugging Face ecosystem.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(f"subcell_hf.commands.{module_name}")
+        sub = subparsers.add_parser(
+            name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

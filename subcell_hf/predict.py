@@ -1,0 +1,59 @@
+"""Top-k localization names for cells in three lines.
+
+    >>> from subcell_hf import LocalizationPredictor
+    >>> predictor = LocalizationPredictor.from_pretrained("subcell/all_channels-vit-prots-pool")
+    >>> predictor({"microtubules": mt, "er": er, "dna": dna, "protein": protein}, top_k=3)
+    [{'label': 'Nucleoplasm', 'score': 0.91}, {'label': 'Nucleoli', 'score': 0.12}, ...]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from .models import SubCellForProteinLocalization, SubCellImageProcessor
+
+
+class LocalizationPredictor:
+    """A `SubCellForProteinLocalization` and its image processor behind one call.
+
+    Calling it on one cell (array (C, H, W) or channel mapping) returns a list of `{"label", "score"}` dicts, best
+    first; on a batch ((B, C, H, W) or a list) it returns one such list per cell.
+    """
+
+    def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor):
+        if list(processor.channel_names) != list(model.config.channel_names):
+            raise ValueError(
+                f"processor channels {processor.channel_names} do not match model channels "
+                f"{model.config.channel_names}"
+            )
+        self.model = model.eval()
+        self.processor = processor
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", **kwargs) -> "LocalizationPredictor":
+        """Load a localization checkpoint (Hub id or folder) and its preprocessor config."""
+        model = AutoModelForImageClassification.from_pretrained(name_or_path, **kwargs).to(device)
+        processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
+        return cls(model, processor)
+
+    @torch.inference_mode()
+    def probabilities(self, cells: Any, **preprocess_kwargs) -> torch.Tensor:
+        """Ensemble probabilities (B, num_labels) for one cell or a batch."""
+        pixel_values = self.processor(cells, **preprocess_kwargs)["pixel_values"]
+        device = next(self.model.parameters()).device
+        return self.model(pixel_values.to(device)).probabilities.cpu()
+
+    def __call__(self, cells: Any, top_k: int = 3, **preprocess_kwargs) -> list[dict] | list[list[dict]]:
+        probabilities = self.probabilities(cells, **preprocess_kwargs)
+        id2label = self.model.config.id2label
+        top_k = min(top_k, probabilities.shape[-1])
+        scores, indices = probabilities.topk(top_k, dim=-1)
+        results = [
+            [{"label": id2label[int(i)], "score": float(s)} for s, i in zip(row_scores, row_indices)]
+            for row_scores, row_indices in zip(scores, indices)
+        ]
+        single = isinstance(cells, dict) or (hasattr(cells, "ndim") and cells.ndim == 3)
+        return results[0] if single else results

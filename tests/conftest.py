@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny SubCell configs and converted synthetic checkpoints, all built in memory or tmp dirs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import subcell_hf  # noqa: F401  (registers the Auto classes)
+from subcell_hf import SubCellConfig
+from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
+from subcell_hf.variants import RELEASES
+
+
+def tiny_config(**overrides) -> SubCellConfig:
+    """A 2-layer, 64-wide SubCell on 64-px crops: same code paths as ViT-B/16, milliseconds per step."""
+    values = dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        image_size=64,
+        pool_hidden_size=32,
+        classifier_hidden_sizes=[32, 16],
+        num_classifiers=3,
+    )
+    values.update(overrides)
+    return SubCellConfig(**values)
+
+
+@pytest.fixture
+def tiny_subcell_config() -> SubCellConfig:
+    return tiny_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_release_dir(tmp_path_factory):
+    """All 8 releases as tiny original-format files (published key names and layout, 10 classifiers each)."""
+    root = tmp_path_factory.mktemp("release")
+    write_release_files(root, arch=TINY_ARCHITECTURE)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_converted(tiny_release_dir, tmp_path_factory):
+    """`all_channels-vit-prots-pool` converted from tiny original files: a save_pretrained folder path."""
+    from subcell_hf.convert import convert_release
+
+    out = tmp_path_factory.mktemp("converted") / "all_channels-vit-prots-pool"
+    convert_release(RELEASES["all_channels-vit-prots-pool"], tiny_release_dir, out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
