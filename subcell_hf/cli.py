@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: command name -> (module under subcell_hf.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("convert", "convert original SubCell .pth checkpoints into a save_pretrained folder"),
+    "embed": ("embed", "embed cells (wrapper CSV, fields of view or shards) to AnnData / Parquet / .npy"),
+    "plot": ("plot", "UMAP/PCA map of an embedding run and a grid of its attention maps"),
 }
 
 
@@ -26,7 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_deepspeed_probe() -> None:
+    """accelerate imports deepspeed (when installed) while unwrapping models; on a machine without CUDA deepspeed
+    then prints an accelerator-detection warning on stdout, which would corrupt command output. Naming the CPU
+    accelerator up front silences it; GPU machines are untouched."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_deepspeed_probe()
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
 
