@@ -21,6 +21,9 @@ test: install
 demo: install
 	$(BIN)/python -m subcell_hf.demo --output demo_outputs
 
+cards: install
+	$(BIN)/python -m subcell_hf.hub.cards --output hub_cards
+
 bench: install
 	$(BIN)/python benchmarks/inference.py
 

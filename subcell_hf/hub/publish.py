@@ -1,0 +1,335 @@
+"""Publish the SubCell releases: convert, check, write the card, then push to the Hub or fill a local HF cache.
+
+The only module of `subcell_hf` that talks to the Hugging Face Hub. The steps, each usable alone:
+
+1. `prepare_release_folder`: convert one release from the original files (SPEC section 6 layout) into a folder
+   holding exactly what its Hub repository holds (safetensors weights, configs, remote code, `conversion.json`,
+   `README.md`) and list every reason to refuse publishing it (a failed conversion check, a stray file ...).
+2. `dry_run_listing`: every repository, file, size and sha256 a push would upload.
+3. `push_release`: one commit per repository, only with the files whose hash differs from the Hub's; nothing
+   changed, no commit.
+4. `fill_cache`: the same files in the Hugging Face cache layout, so that ``from_pretrained("subcell/...")``
+   works with ``HF_HUB_OFFLINE=1`` (air-gapped clusters, tests).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile, constants
+from huggingface_hub.file_download import repo_folder_name
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
+from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
+from .cards import SOURCES_DIRNAME, release_inputs, render_card
+from .files import copy_atomic, file_hashes, write_text_atomic
+
+CARD_FILE = "README.md"
+WEIGHTS_FILE = "model.safetensors"
+REMOTE_CODE_FILES = ("configuration_subcell.py", "image_processing_subcell.py", "modeling_subcell.py")
+#: Exactly the files of a published SubCell repository.
+RELEASE_FILES = frozenset(
+    {CARD_FILE, "config.json", "preprocessor_config.json", SIDECAR_NAME, WEIGHTS_FILE, *REMOTE_CODE_FILES}
+)
+MODEL_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForImageClassification")
+#: Remote files a push removes when they are not ours, so that a repository holds only safetensors weights.
+FOREIGN_WEIGHT_PATTERNS = ("*.bin", "*.pth", "*.pt", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.onnx",
+                           "*.safetensors", "*.index.json")
+#: Files the Hub stores with LFS (and names by sha256); the rest are git blobs named by their git sha1.
+LFS_SUFFIXES = (".safetensors",)
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+#: What a failed conversion can raise; the variant is then refused and the others go on.
+CONVERSION_ERRORS = (CheckpointMismatchError, OSError, ValueError, RuntimeError, KeyError)
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    """One file of a prepared release, with the hashes the Hub knows it by."""
+
+    path_in_repo: str
+    local_path: Path
+    size: int
+    sha256: str
+    git_sha1: str
+
+    @classmethod
+    def from_path(cls, folder: Path, path: Path) -> "ReleaseFile":
+        sha256, git_sha1 = file_hashes(path)
+        return cls(path.relative_to(folder).as_posix(), path, path.stat().st_size, sha256, git_sha1)
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.path_in_repo.endswith(LFS_SUFFIXES) or self.size >= LFS_SIZE_THRESHOLD
+
+    @property
+    def etag(self) -> str:
+        """The name the Hub (and its cache) gives this file's content."""
+        return self.sha256 if self.is_lfs else self.git_sha1
+
+    def matches(self, remote: RepoFile) -> bool:
+        """Whether the Hub already holds this exact content (LFS sha256, else git blob sha1)."""
+        if remote.lfs is not None:
+            return remote.lfs.sha256 == self.sha256
+        return remote.blob_id == self.git_sha1
+
+
+@dataclass(frozen=True)
+class PreparedRelease:
+    """A release converted into the folder that becomes its Hub repository, or the reasons it must not be."""
+
+    release: Release
+    folder: Path | None = None
+    files: tuple[ReleaseFile, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems and bool(self.files)
+
+    def repo_id(self, namespace: str = DEFAULT_NAMESPACE) -> str:
+        return self.release.repo_id(namespace)
+
+    @property
+    def commit_hash(self) -> str:
+        """A deterministic 40-hex id of the exact file set (used as the commit of a filled cache)."""
+        digest = hashlib.sha1()
+        for file in sorted(self.files, key=lambda f: f.path_in_repo):
+            digest.update(f"{file.path_in_repo}\0{file.sha256}\n".encode())
+        return digest.hexdigest()
+
+    def refusal(self) -> str:
+        return f"refusing {self.release.name}: " + "; ".join(self.problems)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    commit_url: str | None  # None when the repository was already up to date
+    uploaded: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.commit_url is not None
+
+
+# ------------------------------------------------------------------------------------------ preparation
+def check_release_folder(folder: str | Path, release: Release, recorded_sources: dict[str, str] | None = None):
+    """Every reason the converted `folder` must not be published as `release`; empty when it may be.
+
+    `recorded_sources` (file name -> sha256, kept with the cards) must then equal the converted sources.
+    """
+    folder = Path(folder)
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    problems = [f"missing file {name}" for name in sorted(RELEASE_FILES - present)]
+    problems += [
+        f"unexpected file {name} (a repository holds only safetensors weights, configs and remote code)"
+        for name in sorted(present - RELEASE_FILES)
+    ]
+    if problems:
+        return problems
+    report = json.loads((folder / SIDECAR_NAME).read_text())
+    failed = [name for name, ok in report.get("checks", {}).items() if not ok]
+    if failed or not report.get("passed"):
+        problems.append(f"conversion checks failed: {failed or 'none recorded'}")
+    if recorded_sources is not None:
+        problems += _source_problems(report, recorded_sources, release)
+    return problems + _config_problems(folder, release)
+
+
+def _source_problems(report: dict, recorded: dict[str, str], release: Release) -> list[str]:
+    converted = {name: info["sha256"] for name, info in report.get("sources", {}).items()}
+    return [
+        f"source {name}: sha256 {converted.get(name)} differs from {recorded.get(name)} recorded in "
+        f"{SOURCES_DIRNAME}/{release.name}.json"
+        for name in sorted(set(recorded) | set(converted))
+        if recorded.get(name) != converted.get(name)
+    ]
+
+
+def _config_problems(folder: Path, release: Release) -> list[str]:
+    """The configs must describe this release and name the remote code for every Auto class."""
+    problems = []
+    config = json.loads((folder / "config.json").read_text())
+    expected = {
+        "channel_names": list(release.variant.channels),
+        "position_embedding_type": release.model_type.position_embedding_type,
+        "num_classifiers": NUM_RELEASED_CLASSIFIERS,
+        "model_variant": release.name,
+    }
+    for key, value in expected.items():
+        if config.get(key) != value:
+            problems.append(f"config.json {key}: expected {value!r}, found {config.get(key)!r}")
+    missing_auto = [name for name in MODEL_AUTO_CLASSES if name not in config.get("auto_map", {})]
+    if missing_auto:
+        problems.append(f"config.json auto_map lacks {missing_auto} (needed by trust_remote_code users)")
+    processor = json.loads((folder / "preprocessor_config.json").read_text())
+    if "AutoImageProcessor" not in processor.get("auto_map", {}):
+        problems.append("preprocessor_config.json auto_map lacks AutoImageProcessor")
+    if processor.get("channel_names") != list(release.variant.channels):
+        problems.append(
+            f"preprocessor_config.json channel_names: expected {list(release.variant.channels)}, "
+            f"found {processor.get('channel_names')}"
+        )
+    return problems
+
+
+def prepare_release_folder(
+    release: Release,
+    release_dir: str | Path,
+    output_dir: str | Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    cards_dir: str | Path | None = None,
+) -> PreparedRelease:
+    """Convert `release` from `release_dir` into `output_dir/<repo-name>/`, write its card, and check it.
+
+    With `cards_dir` (e.g. ``hub_cards``), the card includes the measured results kept there, and the conversion
+    must match the source hashes recorded there. Conversion errors and failed checks do not raise: they are the
+    returned `problems`.
+    """
+    folder = Path(output_dir) / release.name
+    try:
+        _, report = convert_release(release, release_dir, folder, overwrite=True)
+    except CONVERSION_ERRORS as error:
+        return PreparedRelease(release, problems=(f"conversion failed: {error}",))
+    try:
+        recorded_sources, results = release_inputs(cards_dir, release)
+    except ValueError as error:
+        return PreparedRelease(release, folder, problems=(f"card inputs: {error}",))
+    sources = {name: info["sha256"] for name, info in report.sources.items()}
+    write_text_atomic(folder / CARD_FILE, str(render_card(release, namespace, sources, results)))
+    problems = check_release_folder(folder, release, recorded_sources)
+    files = tuple(ReleaseFile.from_path(folder, p) for p in sorted(folder.rglob("*")) if p.is_file())
+    return PreparedRelease(release, folder, files, tuple(problems))
+
+
+def prepare_releases(
+    release_dir: str | Path,
+    output_dir: str | Path,
+    releases: Iterable[Release] | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    cards_dir: str | Path | None = None,
+    progress: bool = True,
+) -> list[PreparedRelease]:
+    """`prepare_release_folder` for each release (default: all 8), with a progress bar."""
+    releases = list(releases or RELEASES.values())
+    bar = tqdm(releases, desc="converting", unit="repo", disable=not progress)
+    prepared = []
+    for release in bar:
+        bar.set_postfix_str(release.name)
+        prepared.append(prepare_release_folder(release, release_dir, output_dir, namespace, cards_dir))
+    return prepared
+
+
+def dry_run_listing(prepared: Iterable[PreparedRelease], namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Every repository, file, size and sha256 that a push would upload (ready releases only)."""
+    lines = []
+    for item in prepared:
+        if not item.ready:
+            continue
+        total = sum(f.size for f in item.files)
+        lines.append(f"{item.repo_id(namespace)}  ({len(item.files)} files, {total:,} bytes)")
+        width = max(len(f.path_in_repo) for f in item.files)
+        lines += [f"  {f.path_in_repo:<{width}}  {f.size:>13,}  sha256:{f.sha256}" for f in item.files]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ Hub
+def _is_foreign_weight(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(name, pattern) for pattern in FOREIGN_WEIGHT_PATTERNS)
+
+
+def _commit_text(prepared: PreparedRelease, uploads: list[ReleaseFile], deletions: list[str], first: bool):
+    name = prepared.release.name
+    if first:
+        message = f"Add SubCell {name}: encoder + {NUM_RELEASED_CLASSIFIERS}-classifier ensemble (safetensors)"
+    else:
+        message = f"Update SubCell {name}: " + ", ".join([f.path_in_repo for f in uploads] + deletions)
+    report = json.loads((prepared.folder / SIDECAR_NAME).read_text())
+    lines = [
+        f"Converted from the original SubCell release files with subcell_hf {__version__}; "
+        f"checks passed: {', '.join(sorted(report.get('checks', {})))}.",
+        "",
+        *(f"- upload {f.path_in_repo} ({f.size:,} bytes, sha256 {f.sha256})" for f in uploads),
+        *(f"- delete {path} (not part of the release)" for path in deletions),
+    ]
+    return message, "\n".join(lines)
+
+
+def push_release(
+    prepared: PreparedRelease,
+    namespace: str = DEFAULT_NAMESPACE,
+    api: HfApi | None = None,
+    private: bool | None = None,
+) -> PushResult:
+    """Push one prepared release as ONE commit to `<namespace>/<repo-name>`, creating the repository if needed.
+
+    Only files whose content differs from the Hub's (LFS sha256 or git blob sha1) are uploaded, and foreign weight
+    files (`FOREIGN_WEIGHT_PATTERNS`) are deleted; when nothing differs no commit is made. Raises `ValueError` for a
+    release that is not ready (see `PreparedRelease.problems`).
+    """
+    if not prepared.ready:
+        raise ValueError(prepared.refusal())
+    api = api or HfApi()
+    repo_id = prepared.repo_id(namespace)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    remote = {
+        entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True) if isinstance(entry, RepoFile)
+    }
+    ours = {f.path_in_repo for f in prepared.files}
+    uploads = [f for f in prepared.files if f.path_in_repo not in remote or not f.matches(remote[f.path_in_repo])]
+    deletions = sorted(path for path in remote if path not in ours and _is_foreign_weight(path))
+    if not uploads and not deletions:
+        return PushResult(repo_id, None)
+    message, description = _commit_text(prepared, uploads, deletions, first=not ours & set(remote))
+    operations = [CommitOperationAdd(f.path_in_repo, str(f.local_path)) for f in uploads]
+    operations += [CommitOperationDelete(path) for path in deletions]
+    info = api.create_commit(repo_id, operations, commit_message=message, commit_description=description)
+    return PushResult(repo_id, str(info.commit_url), tuple(f.path_in_repo for f in uploads), tuple(deletions))
+
+
+# ------------------------------------------------------------------------------------------ local cache
+def fill_cache(
+    prepared: PreparedRelease,
+    cache_dir: str | Path | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    revision: str = "main",
+) -> Path:
+    """Place a prepared release in a Hugging Face hub cache, as a download would; returns the snapshot folder.
+
+    `cache_dir` is the hub cache (what ``HF_HUB_CACHE`` or ``cache_dir=`` name; default: this machine's, i.e.
+    ``$HF_HOME/hub``). Layout: ``models--<namespace>--<name>/blobs/<etag>``, ``snapshots/<commit>/<file>`` (relative
+    symlinks to the blobs, copies where symlinks are not allowed) and ``refs/<revision>`` holding the commit, a
+    deterministic hash of the file set, so that filling again with the same files changes nothing.
+    """
+    if not prepared.ready:
+        raise ValueError(prepared.refusal())
+    cache_dir = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    repo_dir = cache_dir / repo_folder_name(repo_id=prepared.repo_id(namespace), repo_type="model")
+    commit = prepared.commit_hash
+    snapshot = repo_dir / "snapshots" / commit
+    for file in prepared.files:
+        blob = repo_dir / "blobs" / file.etag
+        if not blob.is_file():
+            copy_atomic(file.local_path, blob)
+        target = snapshot / file.path_in_repo
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.symlink(os.path.relpath(blob, target.parent), target)
+        except OSError:  # e.g. Windows without developer mode: the hub library copies too
+            copy_atomic(blob, target)
+    ref = repo_dir / "refs" / revision
+    if not ref.is_file() or ref.read_text() != commit:
+        write_text_atomic(ref, commit)
+    return snapshot

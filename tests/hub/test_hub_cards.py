@@ -1,0 +1,191 @@
+"""The model cards: committed cards up to date, Hub metadata, channels and classes, model-index only from results."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from huggingface_hub import ModelCard
+
+from subcell_hf import LOCALIZATION_CLASSES
+from subcell_hf.hub import cards
+from subcell_hf.variants import RELEASES
+
+from hub_test_utils import CARDS_DIR
+
+REQUIRED_TAGS = {
+    "microscopy", "fluorescence", "cell-biology", "protein-localization", "human-protein-atlas", "vision-transformer"
+}
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"## {heading}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]  # skip header + rule
+
+
+def _results(model: str = "subcell/all_channels-vit-prots-pool") -> dict:
+    return {
+        "model": model,
+        "task": {"type": "image-classification", "name": "Protein localization"},
+        "dataset": {"name": "HPA single-cell test", "type": "hpa-single-cell", "split": "test"},
+        "metrics": [
+            {"type": "average_precision", "name": "micro AP", "value": 0.6123},
+            {"type": "average_precision", "name": "macro AP", "value": 0.4567},
+        ],
+        "source": "recipes/evaluate.py on 1,000 held-out cells, seed 0",
+    }
+
+
+def test_committed_cards_are_up_to_date():
+    assert cards.stale_cards(CARDS_DIR) == [], "run `make cards` (python -m subcell_hf.hub.cards --output hub_cards)"
+
+
+def test_stale_missing_and_stray_cards_are_reported(tmp_path):
+    shutil.copytree(CARDS_DIR, tmp_path / "cards")
+    edited = tmp_path / "cards" / "dna-protein-vit-prots-pool.md"
+    edited.write_text(edited.read_text().replace("Nucleoplasm", "Nucleoplasma"))
+    (tmp_path / "cards" / "all_channels-vit-prots-pool.md").unlink()
+    (tmp_path / "cards" / "old-name.md").write_text("---\nlicense: mit\n---\n")
+    problems = cards.stale_cards(tmp_path / "cards")
+    assert len(problems) == 3
+    assert any("dna-protein-vit-prots-pool.md: out of date" in p for p in problems)
+    assert any("all_channels-vit-prots-pool.md: missing" in p for p in problems)
+    assert any("old-name.md: not the card of any release" in p for p in problems)
+
+
+def test_cards_command_writes_then_checks(tmp_path, capsys):
+    assert cards.main(["--output", str(tmp_path), "--check"]) == 1
+    assert cards.main(["--output", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted(f"{name}.md" for name in RELEASES)
+    assert cards.main(["--output", str(tmp_path), "--check"]) == 0
+    assert "8 of 8 cards changed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(RELEASES))
+def test_card_metadata_parses_and_round_trips(name):
+    card = ModelCard.load(CARDS_DIR / f"{name}.md")
+    data = card.data.to_dict()
+    assert data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == "image-feature-extraction"
+    assert data["license"] == "mit"
+    assert REQUIRED_TAGS <= set(data["tags"])
+    assert data["datasets"] == ["human-protein-atlas"]
+    has_results = (CARDS_DIR / "results" / f"{name}.json").is_file()
+    assert ("model-index" in data) == has_results  # only numbers this project measured
+    again = ModelCard(str(card))
+    assert again.data.to_dict() == data
+    assert str(again) == str(card)
+
+
+@pytest.mark.parametrize("name", list(RELEASES))
+def test_card_names_its_channels_in_order(name):
+    release = RELEASES[name]
+    text = (CARDS_DIR / f"{name}.md").read_text()
+    rows = _table_rows(_section(text, "Images the model expects"))
+    assert [row[1].strip("`") for row in rows] == list(release.variant.channels)
+    assert [int(row[0]) for row in rows] == list(range(release.variant.num_channels))
+    channels = ", ".join(release.variant.channels)
+    assert f"| Input | {release.variant.num_channels} channels, in this order: {channels} |" in text
+    mapping = re.search(r"processor\((\{.*?\})\)", text).group(1)
+    assert re.findall(r'"(\w+)":', mapping) == list(release.variant.channels)
+    assert f'from_pretrained("subcell/{name}")' in text
+
+
+@pytest.mark.parametrize("name", list(RELEASES))
+def test_card_facts_follow_the_variant_table(name):
+    release = RELEASES[name]
+    text = (CARDS_DIR / f"{name}.md").read_text()
+    position = "learned (trained" if release.model_type.position_embedding_type == "learned" else "fixed 2-D sin-cos"
+    assert f"| Position embeddings | {position}" in text
+    for objective in release.model_type.objectives:
+        assert objective in text
+    recorded = CARDS_DIR / "sources" / f"{name}.json"
+    if recorded.is_file():
+        sha256 = cards.load_sources(recorded)[release.encoder_filename]
+        assert f"| `{release.encoder_filename}` | `{sha256}` |" in text
+    else:
+        assert f"| `{release.encoder_filename}` | recorded at conversion in `conversion.json` |" in text
+    for classifier in release.classifier_filenames():
+        assert f"`{classifier}`" in text
+    assert "10 MLPs 1536-512-256-31" in text
+    assert "x = (x - min) / (max - min + 1e-06)" in text
+    assert "doi     = {10.1101/2024.12.06.627299}" in text
+    assert f"**subcell/{name}** (this one)" in text
+
+
+def test_card_lists_the_31_classes_in_order():
+    text = (CARDS_DIR / "all_channels-vit-prots-pool.md").read_text()
+    cells = [cell for row in _table_rows(_section(text, "Localization classes")) for cell in row]
+    pairs = [(int(cells[i]), cells[i + 1]) for i in range(0, len(cells), 2) if cells[i]]
+    assert pairs == list(enumerate(LOCALIZATION_CLASSES))
+
+
+def test_card_parameter_counts_match_spec():
+    # SPEC section 1 + 2: encoder 86,446,848 (C=4) + pooler 788,482; classifier 926,239 x 10.
+    assert cards.parameter_counts(("microtubules", "er", "dna", "protein")) == (86_446_848 + 788_482, 9_262_390)
+    assert cards.parameter_counts(("dna", "protein")) == (86_053_632 + 788_482, 9_262_390)
+
+
+def test_results_become_the_model_index(tmp_path):
+    release = RELEASES["all_channels-vit-prots-pool"]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / f"{release.name}.json").write_text(json.dumps(_results()))
+    rendered = cards.render_all(tmp_path)
+    card = ModelCard(rendered[f"{release.name}.md"])
+    results = card.data.eval_results
+    assert card.data.model_name == release.repo_id()
+    assert [(r.metric_name, r.metric_value) for r in results] == [("micro AP", 0.6123), ("macro AP", 0.4567)]
+    assert {(r.task_type, r.dataset_type, r.dataset_split) for r in results} == {
+        ("image-classification", "hpa-single-cell", "test")
+    }
+    assert ModelCard(str(card)).data.to_dict()["model-index"] == card.data.to_dict()["model-index"]
+    evaluation = _section(str(card), "Evaluation")
+    assert "| Protein localization | HPA single-cell test | test | micro AP | 0.6123 |" in evaluation
+    assert "recipes/evaluate.py on 1,000 held-out cells" in evaluation
+    other = ModelCard(rendered["dna-protein-vit-prots-pool.md"])
+    assert "model-index" not in other.data.to_dict()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r["metrics"][1].pop("value"), "field 'metrics[1].value' must be a number, found None"),
+        (lambda r: r["metrics"][0].update(value="high"), "field 'metrics[0].value' must be a number, found 'high'"),
+        (lambda r: r.update(model="subcell/dna-protein-vit-prots-pool"),
+         "field 'model' must name subcell/all_channels-vit-prots-pool"),
+        (lambda r: r["dataset"].pop("split"), "field 'dataset.split' must be a non-empty string"),
+    ],
+)
+def test_invalid_results_name_the_file_and_field(tmp_path, edit, message):
+    results = _results()
+    edit(results)
+    path = tmp_path / "all_channels-vit-prots-pool.json"
+    path.write_text(json.dumps(results))
+    with pytest.raises(ValueError) as error:
+        cards.load_results(path, RELEASES["all_channels-vit-prots-pool"])
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_known_source_hashes_are_printed_and_recorded(tmp_path):
+    release = RELEASES["dna-protein-mae-cells-prots-pool"]
+    files = [release.encoder_filename, *release.classifier_filenames()]
+    sources = {name: f"{index:064x}" for index, name in enumerate(files)}
+    text = str(cards.render_card(release, sources=sources))
+    assert f"| `{release.encoder_filename}` | `{0:064x}` |" in text
+    assert "recorded at conversion" not in text
+
+    conversion = tmp_path / "conversion.json"
+    conversion.write_text(json.dumps({"sources": {n: {"sha256": s, "bytes": 1} for n, s in sources.items()}}))
+    recorded = cards.record_sources(conversion, tmp_path / "cards", release)
+    assert cards.load_sources(recorded) == sources
+    assert cards.release_inputs(tmp_path / "cards", release) == (sources, None)
+    with pytest.raises(ValueError, match="sources should be the files of all_channels-vit-prots-pool"):
+        cards.record_sources(conversion, tmp_path / "cards", RELEASES["all_channels-vit-prots-pool"])
