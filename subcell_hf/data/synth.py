@@ -1,0 +1,359 @@
+"""A synthetic HPA-like dataset: the built-in default for the demo, the tests and the training benchmarks.
+
+Each field of view holds 20-80 touching cells (integer label mask) imaged in the four HPA channels:
+
+- ``dna``: nuclei with chromatin texture;
+- ``microtubules``: filaments radiating from a centrosome next to the nucleus to the cell edge;
+- ``er``: a reticular network, densest around the nucleus and continuous with the nuclear envelope;
+- ``protein``: the antibody's localization pattern, one of `PATTERNS` (nucleoplasm, nucleoli, nuclear membrane,
+  cytosol, mitochondria, plasma membrane, vesicles, endoplasmic reticulum, Golgi apparatus, centrosome).
+
+Every antibody has one pattern; its fields span a few cell lines and plates. The manifest it writes is the one
+`write_shards` reads (see `subcell_hf.data.manifest`), plus a `pattern` column.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from ..models.configuration_subcell import HPA_CHANNELS, PRETRAINING_CLASSES
+from .io import atomic_write_text, write_image
+from .manifest import LOCATION_SEPARATOR
+
+#: Synthetic protein pattern -> its annotated localizations (names from PRETRAINING_CLASSES).
+PATTERNS: dict[str, tuple[str, ...]] = {
+    "nucleoplasm": ("Nucleoplasm",),
+    "nucleoli": ("Nucleoli",),
+    "nuclear_membrane": ("Nuclear membrane",),
+    "cytosol": ("Cytosol",),
+    "mitochondria": ("Mitochondria",),
+    "plasma_membrane": ("Plasma membrane",),
+    "vesicles": ("Vesicles",),
+    "endoplasmic_reticulum": ("Endoplasmic reticulum",),
+    "golgi_apparatus": ("Golgi apparatus",),
+    "centrosome": ("Centrosome",),
+}
+assert all(name in PRETRAINING_CLASSES for names in PATTERNS.values() for name in names)
+
+CELL_LINES: tuple[str, ...] = ("U2OS", "A-431", "U-251MG", "HeLa", "MCF7", "RT4")
+WELL_ROWS = "ABCDEFGH"
+CELLS_PER_FIELD = (20, 80)
+
+
+@dataclass
+class CellLayout:
+    """Geometry of the cells of one field, shared by all channels."""
+
+    labels: np.ndarray  # (H, W) int32, 0 = background
+    nucleus: np.ndarray  # (H, W) bool
+    radial: np.ndarray  # (H, W) distance to the cell centre / cell radius (0 at centre, ~1 at edge)
+    nuclear_radial: np.ndarray  # (H, W) distance to the nucleus centre / nucleus radius
+    centres: np.ndarray  # (n, 2) cell centres (row, column)
+    nucleus_centres: np.ndarray  # (n, 2)
+    radii: np.ndarray  # (n,) cell radii in pixels
+    nucleus_radii: np.ndarray  # (n,)
+
+    @property
+    def cytoplasm(self) -> np.ndarray:
+        return (self.labels > 0) & ~self.nucleus
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+def _place_centres(size: int, count: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Up to `count` centres at least `spacing` apart (dart throwing), and the spacing."""
+    spacing = np.sqrt(0.5 * size * size * 4 / (count * np.pi))
+    centres: list[np.ndarray] = []
+    for _ in range(count * 60):
+        candidate = rng.uniform(0.03 * size, 0.97 * size, 2)
+        if all(np.hypot(*(candidate - c)) >= spacing for c in centres):
+            centres.append(candidate)
+            if len(centres) == count:
+                break
+    return np.array(centres), spacing
+
+
+def _wobble(angle: np.ndarray, phases: np.ndarray, amplitude: float) -> np.ndarray:
+    """A smooth random radius factor around 1 as a function of the polar angle."""
+    return 1 + amplitude * (np.sin(2 * angle + phases[0]) * 0.6 + np.sin(3 * angle + phases[1]) * 0.4)
+
+
+def make_layout(size: int, num_cells: int, rng: np.random.Generator) -> CellLayout:
+    """Touching, irregular cells (each pixel goes to its nearest centre within a wobbly radius) and nuclei."""
+    from scipy.spatial import cKDTree
+
+    centres, spacing = _place_centres(size, num_cells, rng)
+    count = len(centres)
+    radii = spacing * rng.uniform(0.75, 0.95, count)
+    nucleus_radii = radii * rng.uniform(0.38, 0.5, count)
+    nucleus_centres = centres + rng.normal(0, 0.08, (count, 2)) * radii[:, None]
+    phases = rng.uniform(0, 2 * np.pi, (count, 2))
+    nucleus_phases = rng.uniform(0, 2 * np.pi, (count, 2))
+
+    grid = np.indices((size, size), dtype=np.float32).reshape(2, -1).T
+    _, nearest = cKDTree(centres).query(grid)
+    delta = grid - centres[nearest]
+    angle = np.arctan2(delta[:, 0], delta[:, 1])
+    radial = np.hypot(delta[:, 0], delta[:, 1]) / (radii[nearest] * _wobble(angle, phases[nearest].T, 0.18))
+    labels = np.where(radial < 1, nearest + 1, 0).astype(np.int32)
+
+    nuclear_delta = grid - nucleus_centres[nearest]
+    nuclear_angle = np.arctan2(nuclear_delta[:, 0], nuclear_delta[:, 1])
+    nuclear_radial = np.hypot(nuclear_delta[:, 0], nuclear_delta[:, 1]) / (
+        nucleus_radii[nearest] * _wobble(nuclear_angle, nucleus_phases[nearest].T, 0.1)
+    )
+    nucleus = (nuclear_radial < 1) & (labels > 0)
+    shape = (size, size)
+    return CellLayout(
+        labels.reshape(shape),
+        nucleus.reshape(shape),
+        radial.reshape(shape).astype(np.float32),
+        nuclear_radial.reshape(shape).astype(np.float32),
+        centres,
+        nucleus_centres,
+        radii,
+        nucleus_radii,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ drawing
+def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian-filtered white noise scaled to [0, 1]."""
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    noise -= noise.min()
+    return noise / max(float(noise.max()), 1e-6)
+
+
+def _splat(shape: tuple[int, int], points: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian spots of width `sigma` at `points` (n, 2), peak height ~ `weights`."""
+    canvas = np.zeros(shape, dtype=np.float32)
+    if len(points):
+        index = np.clip(np.rint(points).astype(int), 0, np.array(shape) - 1)
+        np.add.at(canvas, (index[:, 0], index[:, 1]), weights)
+    return ndimage.gaussian_filter(canvas, sigma) * (2 * np.pi * sigma * sigma)
+
+
+def _polylines(shape: tuple[int, int], paths: list[np.ndarray], sigma: float) -> np.ndarray:
+    """Anti-aliased thin lines along `paths` (each (k, 2) points), blurred by `sigma`."""
+    from skimage.draw import line_aa
+
+    canvas = np.zeros(shape, dtype=np.float32)
+    for path in paths:
+        for start, stop in zip(path[:-1], path[1:]):
+            rows, columns, values = line_aa(*np.rint(start).astype(int), *np.rint(stop).astype(int))
+            keep = (rows >= 0) & (rows < shape[0]) & (columns >= 0) & (columns < shape[1])
+            np.maximum.at(canvas, (rows[keep], columns[keep]), values[keep].astype(np.float32))
+    return ndimage.gaussian_filter(canvas, sigma) if sigma > 0 else canvas
+
+
+def _points_in(mask: np.ndarray, count: int, rng: np.random.Generator, weights: np.ndarray | None = None):
+    rows, columns = np.nonzero(mask)
+    if len(rows) == 0 or count <= 0:
+        return np.zeros((0, 2))
+    p = None if weights is None else weights[rows, columns] / weights[rows, columns].sum()
+    chosen = rng.choice(len(rows), size=count, p=p)
+    return np.stack([rows[chosen], columns[chosen]], 1) + rng.uniform(-0.5, 0.5, (count, 2))
+
+
+def _per_cell(layout: CellLayout, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """A random factor per cell, broadcast to pixels (0 on background)."""
+    factors = np.concatenate([[0.0], rng.uniform(low, high, len(layout.centres))]).astype(np.float32)
+    return factors[layout.labels]
+
+
+def _centrosomes(layout: CellLayout, rng: np.random.Generator) -> np.ndarray:
+    """One point per cell just outside the nucleus (the microtubule organising centre)."""
+    angles = rng.uniform(0, 2 * np.pi, len(layout.centres))
+    distance = layout.nucleus_radii * 1.2
+    return layout.nucleus_centres + np.stack([np.sin(angles), np.cos(angles)], 1) * distance[:, None]
+
+
+def draw_dna(layout: CellLayout, rng: np.random.Generator) -> np.ndarray:
+    texture = _smooth_noise(layout.labels.shape, 1.5, rng)
+    return layout.nucleus * (0.55 + 0.45 * texture) * _per_cell(layout, rng, 0.6, 1.0)
+
+
+def draw_microtubules(layout: CellLayout, centrosomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    shape = layout.labels.shape
+    paths = []
+    for label, (start, radius) in enumerate(zip(centrosomes, layout.radii), start=1):
+        for _ in range(int(rng.integers(14, 26))):
+            heading = rng.uniform(0, 2 * np.pi)
+            steps = int(rng.integers(6, 10))
+            step = radius * 1.3 / steps
+            turns = np.cumsum(rng.normal(0, 0.18, steps))
+            points = [start]
+            for turn in turns:  # grow until the filament leaves its own cell
+                point = points[-1] + step * np.array([np.sin(heading + turn), np.cos(heading + turn)])
+                row, column = np.rint(point).astype(int)
+                if not (0 <= row < shape[0] and 0 <= column < shape[1]) or layout.labels[row, column] != label:
+                    break
+                points.append(point)
+            if len(points) > 1:
+                paths.append(np.array(points))
+    filaments = _polylines(shape, paths, sigma=0.7 * max(layout.radii.mean() / 40, 0.5))
+    filaments /= max(float(np.percentile(filaments[layout.labels > 0], 99)), 1e-6)
+    diffuse = 0.12 * (layout.labels > 0)
+    return np.clip(filaments + diffuse, 0, 1.5) * (layout.labels > 0) * _per_cell(layout, rng, 0.6, 1.0)
+
+
+def draw_reticulum(layout: CellLayout, rng: np.random.Generator) -> np.ndarray:
+    """Ridges of band-passed noise (a net), densest near the nucleus, plus the nuclear envelope."""
+    scale = max(layout.radii.mean() / 40, 0.5)
+    band = ndimage.gaussian_filter(rng.standard_normal(layout.labels.shape).astype(np.float32), 1.6 * scale)
+    band /= band.std() + 1e-6
+    net = np.exp(-((band / 0.35) ** 2))
+    perinuclear = np.clip(1.15 - layout.radial, 0.15, 1)
+    envelope = np.exp(-(((layout.nuclear_radial - 1.05) / 0.08) ** 2))
+    signal = (net * perinuclear * layout.cytoplasm + 0.8 * envelope * (layout.labels > 0)).astype(np.float32)
+    return signal * _per_cell(layout, rng, 0.6, 1.0)
+
+
+def draw_protein(
+    pattern: str, layout: CellLayout, centrosomes: np.ndarray, reticulum: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """The protein channel for one of `PATTERNS`."""
+    shape = layout.labels.shape
+    cells = layout.labels > 0
+    scale = max(layout.radii.mean() / 40, 0.5)
+    n = len(layout.centres)
+    if pattern == "nucleoplasm":
+        signal = layout.nucleus * (0.75 + 0.25 * _smooth_noise(shape, 2 * scale, rng))
+    elif pattern == "nucleoli":
+        points = [
+            c + rng.normal(0, 0.35, 2) * r
+            for c, r in zip(layout.nucleus_centres, layout.nucleus_radii)
+            for _ in range(int(rng.integers(1, 5)))
+        ]
+        signal = _splat(shape, np.array(points), np.ones(len(points), np.float32), 2.2 * scale) * layout.nucleus
+    elif pattern == "nuclear_membrane":
+        signal = np.exp(-(((layout.nuclear_radial - 1.0) / 0.07) ** 2)) * cells
+    elif pattern == "cytosol":
+        signal = layout.cytoplasm * (0.8 + 0.2 * _smooth_noise(shape, 3 * scale, rng)) * (1.1 - 0.3 * layout.radial)
+    elif pattern == "mitochondria":
+        starts = _points_in(layout.cytoplasm, 45 * n, rng, weights=np.clip(1.2 - layout.radial, 0.1, 1))
+        headings = rng.uniform(0, 2 * np.pi, len(starts))
+        lengths = rng.uniform(2, 6, len(starts)) * scale
+        stops = starts + np.stack([np.sin(headings), np.cos(headings)], 1) * lengths[:, None]
+        signal = _polylines(shape, [np.stack([a, b]) for a, b in zip(starts, stops)], 0.6 * scale) * layout.cytoplasm
+    elif pattern == "plasma_membrane":
+        from skimage.segmentation import find_boundaries
+
+        edges = find_boundaries(layout.labels, mode="inner").astype(np.float32)
+        signal = ndimage.gaussian_filter(edges, 0.8 * scale) * cells
+    elif pattern == "vesicles":
+        points = _points_in(layout.cytoplasm, 30 * n, rng)
+        signal = _splat(shape, points, rng.uniform(0.5, 1.0, len(points)).astype(np.float32), 1.1 * scale) * cells
+    elif pattern == "endoplasmic_reticulum":
+        signal = reticulum * (0.9 + 0.2 * _smooth_noise(shape, 4 * scale, rng))
+    elif pattern == "golgi_apparatus":
+        angles = rng.uniform(0, 2 * np.pi, n)
+        sites = layout.nucleus_centres + np.stack([np.sin(angles), np.cos(angles)], 1) * (
+            layout.nucleus_radii * 1.3
+        )[:, None]
+        points = np.concatenate([s + rng.normal(0, 0.18, (25, 2)) * r for s, r in zip(sites, layout.radii)])
+        signal = _splat(shape, points, np.full(len(points), 0.5, np.float32), 1.3 * scale) * layout.cytoplasm
+    elif pattern == "centrosome":
+        points = np.concatenate([centrosomes, centrosomes + rng.normal(0, 1.5 * scale, centrosomes.shape)])
+        signal = _splat(shape, points, np.ones(len(points), np.float32), 1.2 * scale) * cells
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}; expected one of {sorted(PATTERNS)}")
+    signal = signal.astype(np.float32)
+    signal /= max(float(signal.max()), 1e-6)
+    return signal * _per_cell(layout, rng, 0.4, 1.0)
+
+
+def generate_field(
+    size: int,
+    num_cells: int,
+    pattern: str,
+    rng: np.random.Generator,
+    bit_depth: int = 16,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One field of view: `{channel: (size, size) uint8/uint16}` in HPA channel order, and the label mask."""
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, found {bit_depth}")
+    layout = make_layout(size, num_cells, rng)
+    centrosomes = _centrosomes(layout, rng)
+    reticulum = draw_reticulum(layout, rng)
+    signals = {
+        "microtubules": draw_microtubules(layout, centrosomes, rng),
+        "er": reticulum,
+        "dna": draw_dna(layout, rng),
+        "protein": draw_protein(pattern, layout, centrosomes, reticulum, rng),
+    }
+    top = 255 if bit_depth == 8 else 65535
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    channels = {}
+    for name in HPA_CHANNELS:
+        gain = rng.uniform(0.35, 0.6) * top
+        clean = (0.015 + signals[name]) * gain  # camera offset, then signal
+        noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * (0.004 * top + 0.03 * np.sqrt(clean))
+        channels[name] = np.clip(np.rint(noisy), 0, top).astype(dtype)
+    return channels, layout.labels.astype(np.uint16 if layout.labels.max() < 65536 else np.int32)
+
+
+# ------------------------------------------------------------------------------------------------ dataset
+def generate_dataset(
+    output_dir: str | os.PathLike,
+    num_fields: int = 24,
+    num_antibodies: int = 10,
+    image_size: int = 512,
+    seed: int = 0,
+    bit_depth: int = 16,
+    file_format: str = "png",
+    cells_per_field: tuple[int, int] = CELLS_PER_FIELD,
+    show_progress: bool = True,
+) -> Path:
+    """Write a synthetic HPA-like dataset and return the path of its manifest CSV.
+
+    Files: ``images/<image_id>_<channel>.<png|tif>`` per channel, ``images/<image_id>_mask.<png|tif>`` (uint16
+    labels) and ``manifest.csv`` with absolute paths and the columns of `subcell_hf.data.manifest` plus `pattern`.
+    Antibody k has pattern ``PATTERNS[k % len(PATTERNS)]`` and fields ``k, k + num_antibodies, ...``; each field is
+    drawn from its own seed, so the output depends only on the arguments.
+    """
+    from tqdm.auto import tqdm
+
+    if file_format not in ("png", "tif"):
+        raise ValueError(f"file_format must be 'png' or 'tif', found {file_format!r}")
+    if num_fields < 1 or num_antibodies < 1:
+        raise ValueError(f"need num_fields >= 1 and num_antibodies >= 1, found {num_fields}, {num_antibodies}")
+    output_dir = Path(output_dir).resolve()
+    images = output_dir / "images"
+    pattern_names = list(PATTERNS)
+    study = np.random.default_rng([seed, 0])
+    antibody_lines = [study.choice(CELL_LINES, size=2, replace=False) for _ in range(num_antibodies)]
+    rows = []
+    for index in tqdm(range(num_fields), desc="synthetic fields", disable=not show_progress):
+        rng = np.random.default_rng([seed, 1, index])
+        antibody = index % num_antibodies
+        pattern = pattern_names[antibody % len(pattern_names)]
+        num_cells = int(rng.integers(cells_per_field[0], cells_per_field[1] + 1))
+        channels, mask = generate_field(image_size, num_cells, pattern, rng, bit_depth)
+        image_id = f"field{index:05d}"
+        row = {}
+        for name in HPA_CHANNELS:
+            row[name] = str(write_image(images / f"{image_id}_{name}.{file_format}", channels[name]))
+        row["mask"] = str(write_image(images / f"{image_id}_mask.{file_format}", mask))
+        row.update(
+            image_id=image_id,
+            antibody=f"HPA{antibody:06d}",
+            gene=f"SYN{antibody:04d}",
+            cell_line=str(antibody_lines[antibody][int(rng.integers(2))]),
+            plate=f"plate{index // 8 + 1:03d}",
+            well=f"{WELL_ROWS[int(rng.integers(len(WELL_ROWS)))]}{int(rng.integers(1, 13))}",
+            locations=LOCATION_SEPARATOR.join(PATTERNS[pattern]),
+            pattern=pattern,
+        )
+        rows.append(row)
+    manifest = output_dir / "manifest.csv"
+    atomic_write_text(manifest, pd.DataFrame(rows).to_csv(index=False))
+    return manifest
+
+
+__all__ = ["CELL_LINES", "PATTERNS", "CellLayout", "generate_dataset", "generate_field", "make_layout"]

@@ -1,0 +1,125 @@
+"""Two-view augmentation: mask/image alignment, cell masking, global min-max, photometric ranges, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from subcell_hf.data.augment import TwoViewAugmentation
+from subcell_hf.models import min_max_normalize
+
+IDENTITY = dict(flip_probability=0.0, rotation_degrees=0.0, translate=0.0, scale=(1.0, 1.0), perspective_distortion=0.0)
+
+
+def blob_masks(n=16, size=32, seed=0):
+    """Off-centre rectangles of random size, so that any misregistration shows."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, 1, size, size)
+    for k in range(n):
+        top, left = torch.randint(2, size // 2, (2,), generator=generator).tolist()
+        height, width = torch.randint(4, size // 2, (2,), generator=generator).tolist()
+        masks[k, 0, top : top + height, left : left + width] = 1
+    return masks
+
+
+@pytest.mark.parametrize("affine_probability", [1.0, 0.0], ids=["affine", "perspective"])
+def test_mask_moves_with_the_image(affine_probability):
+    augmentation = TwoViewAugmentation(affine_probability=affine_probability)
+    masks = blob_masks()
+    images = masks.repeat(1, 3, 1, 1)  # an image equal to its mask
+    warped, warped_masks = augmentation.geometric(images, masks, torch.Generator().manual_seed(0))
+    assert torch.equal((warped >= 0.5).float(), warped_masks.expand_as(warped))
+    assert not torch.equal(warped_masks, masks)  # it did move
+    assert 0.5 < warped_masks.sum() / masks.sum() < 1.6  # scale 0.8-1.2, some cells pushed partly out
+
+
+def test_flips_alone_are_exact():
+    augmentation = TwoViewAugmentation(**{**IDENTITY, "flip_probability": 1.0})
+    images = torch.arange(2 * 16 * 16, dtype=torch.float32).view(2, 1, 16, 16)
+    warped, _ = augmentation.geometric(images, torch.ones(2, 1, 16, 16), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(warped, images.flip(-1).flip(-2), rtol=0, atol=1e-3)
+
+
+def test_half_of_each_record_is_masked_independently_per_view():
+    quiet = dict(drop_channel_probability=0.0, protein_rescale_probability=0.0, brightness=0.0, contrast=0.0,
+                 noise_probability=0.0, erase_probability=0.0, blur_sigma=(0.1, 0.1))  # view 2 ~ view 1
+    augmentation = TwoViewAugmentation(**IDENTITY, **quiet)
+    cells = torch.rand(32, 2, 32, 32) * 1000 + 500  # no dark pixels anywhere: masking is visible
+    masks = blob_masks(32)
+    views = augmentation(cells, masks, cells_per_record=8, generator=torch.Generator().manual_seed(0))
+    masked = {}
+    for name in ("view1", "view2"):
+        outside = (views[name] * (1 - masks)).flatten(1).amax(1)
+        assert ((outside < 0.05) | (outside > 0.5)).all()  # masked cells are dark outside, the others are not
+        masked[name] = (outside < 0.05).view(4, 8)
+        assert masked[name].sum(1).tolist() == [4, 4, 4, 4]
+    assert not torch.equal(masked["view1"], masked["view2"])
+    assert torch.equal(views["mask1"], masks) and torch.equal(views["mask2"], masks)
+
+
+def test_views_use_the_global_min_max_not_per_channel():
+    augmentation = TwoViewAugmentation(**IDENTITY, masked_fraction=0.0)
+    cells = torch.stack([torch.rand(8, 32, 32) * 100, torch.rand(8, 32, 32) * 10_000 + 50], 1)  # (8, 2, 32, 32)
+    view1 = augmentation(cells, torch.ones(8, 1, 32, 32), generator=torch.Generator().manual_seed(0))["view1"]
+    torch.testing.assert_close(view1, min_max_normalize(cells), rtol=0, atol=1e-5)
+    low, high = cells.amin(dim=(1, 2, 3), keepdim=True), cells.amax(dim=(1, 2, 3), keepdim=True)
+    torch.testing.assert_close(view1, (cells - low) / (high - low + 1e-6), rtol=0, atol=1e-5)
+    assert view1[:, 0].max() < 0.02  # the dim channel stays dim: one scale for all channels
+
+
+def test_photometric_view_stays_normalised_and_differs():
+    augmentation = TwoViewAugmentation()
+    cells, masks = torch.rand(16, 4, 32, 32) * 4000, blob_masks()
+    views = augmentation(cells, masks, generator=torch.Generator().manual_seed(0))
+    for name in ("view1", "view2"):
+        view = views[name]
+        assert view.dtype == torch.float32 and view.shape == cells.shape and torch.isfinite(view).all()
+        assert view.min() >= 0 and view.max() <= 1
+        flat = view.flatten(1)
+        assert torch.allclose(flat.amin(1), torch.zeros(16)) and (flat.amax(1) > 0.99).all()
+    assert views["mask2"].shape == (16, 1, 32, 32)
+    assert not torch.allclose(views["view1"], views["view2"])
+
+
+def test_dropped_channel_is_never_the_protein():
+    augmentation = TwoViewAugmentation(
+        drop_channel_probability=1.0, protein_rescale_probability=0.0, brightness=0.0, contrast=0.0,
+        noise_probability=0.0, erase_probability=0.0,
+    )
+    images = torch.rand(64, 4, 16, 16) * 0.5 + 0.25
+    out = augmentation.photometric(images, torch.Generator().manual_seed(0))
+    dropped = out.flatten(2).amax(2) == 0  # (64, 4)
+    assert dropped.sum(1).tolist() == [1] * 64 and not dropped[:, -1].any()
+    two_channels = augmentation.photometric(images[:, 2:], torch.Generator().manual_seed(0))
+    assert (two_channels.flatten(2).amax(2) > 0).all()  # no dropping with only two channels
+
+
+def test_seeded_generator_reproduces_views():
+    augmentation = TwoViewAugmentation()
+    cells, masks = torch.rand(8, 3, 32, 32), blob_masks(8)
+    first = augmentation(cells, masks, generator=torch.Generator().manual_seed(5))
+    second = augmentation(cells, masks, generator=torch.Generator().manual_seed(5))
+    other = augmentation(cells, masks, generator=torch.Generator().manual_seed(6))
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["view2"], other["view2"])
+
+
+def test_bad_shapes_and_settings_are_rejected():
+    augmentation = TwoViewAugmentation()
+    with pytest.raises(ValueError, match="not a multiple of cells_per_record=8"):
+        augmentation(torch.rand(12, 2, 16, 16), torch.ones(12, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"masks: expected shape \(8, 1, 16, 16\)"):
+        augmentation(torch.rand(8, 2, 16, 16), torch.ones(8, 1, 8, 8))
+    with pytest.raises(ValueError, match="unknown augmentation settings"):
+        TwoViewAugmentation(rotation=3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_the_accelerator():
+    augmentation = TwoViewAugmentation()
+    cells, masks = torch.rand(16, 4, 64, 64, device="cuda"), blob_masks(16, 64).cuda()
+    views = augmentation(cells, masks, generator=torch.Generator().manual_seed(0))
+    assert all(v.device.type == "cuda" for v in views.values())
+    again = augmentation(cells, masks, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(views[k], again[k]) for k in views)
