@@ -26,6 +26,8 @@ cards: install
 
 bench: install
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/embed.py
 
 clean:
 	rm -rf demo_outputs build dist *.egg-info .pytest_cache

@@ -11,6 +11,8 @@ import sys
 #: command name -> (module under subcell_hf.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("convert", "convert original SubCell .pth checkpoints into a save_pretrained folder"),
+    "synth": ("synth", "write a synthetic HPA-like dataset: fields of view, cell masks and a manifest"),
+    "shards": ("shards", "crop cells from fields of view into WebDataset shards of antibody records"),
     "embed": ("embed", "embed cells (wrapper CSV, fields of view or shards) to AnnData / Parquet / .npy"),
     "plot": ("plot", "UMAP/PCA map of an embedding run and a grid of its attention maps"),
 }

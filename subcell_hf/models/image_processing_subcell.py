@@ -38,6 +38,8 @@ def _as_tensor(array: Any, where: str) -> torch.Tensor:
     elif isinstance(array, np.ndarray):
         if array.dtype == np.uint16:  # torch has limited uint16 support: widen losslessly
             array = array.astype(np.int32)
+        elif not array.flags.writeable:  # e.g. np.asarray(PIL image); torch.from_numpy warns on read-only memory
+            array = array.copy()
         tensor = torch.from_numpy(np.ascontiguousarray(array))
     else:
         raise ValueError(f"{where}: expected a numpy array or torch tensor, found {type(array).__name__}")

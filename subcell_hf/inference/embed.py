@@ -1,0 +1,559 @@
+"""The batched embedding engine behind `subcell-hf embed`.
+
+Data flows one way: a `CellSource` (inputs.py) -> `CellBatches`, an IterableDataset whose DataLoader workers read,
+crop and preprocess whole chunks while the model runs -> the model under autocast (optionally compiled) -> one
+chunk file per chunk (chunks.py) -> after every chunk is done, the merged outputs (outputs.py).
+
+Several processes (`accelerate launch`) split the chunks by rank (chunk k goes to rank k mod world size), each
+writes its own chunk files, and rank 0 merges after a barrier. A rerun skips the chunks already on disk. Because
+batches never cross a chunk and chunks are merged in order, the outputs are the same whatever the number of
+processes, workers or restarts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .. import __version__
+from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
+from .attention import ATTENTION_SUFFIX, save_attention_png
+from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
+from .inputs import Cell, CellSource, InputFailure, WrapperCsvSource, open_source
+from .outputs import OUTPUT_FORMATS, EmbeddingTable, build_table, cell_file_path, write_anndata, write_npy
+from .outputs import write_parquet, write_summary
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+OUTPUT_NAMES = {"h5ad": "embeddings.h5ad", "parquet": "embeddings.parquet", "summary": "summary.csv"}
+CHUNKS_DIRNAME = "chunks"
+
+
+class EmbeddingSettingsError(ValueError):
+    """An output folder holds chunks computed with other inputs, model or settings."""
+
+
+@dataclass
+class EmbedConfig:
+    """Settings of an embedding run (the `subcell-hf embed` options).
+
+    Args:
+        input_kind: "csv" (the original wrapper's CSV), "fields" (manifest of fields of view + masks), "shards"
+            (WebDataset shards from `subcell-hf shards`) or "auto" (from the file names and columns).
+        formats: any of "h5ad", "parquet", "npy" (per-cell `<id>_embedding.npy` / `<id>_probabilities.npy`).
+            A `summary.csv` (per cell: top-3 classes; per failed input: the error) is always written.
+        batch_size: cells per forward pass. Batches never mix chunks or crop sizes.
+        num_workers: DataLoader worker processes reading and preprocessing images while the model runs.
+        chunk_size: input items (CSV rows, fields, shards) per resumable chunk; default: about a 16th of the
+            items, at least one batch of rows, at most 256 rows, 8 fields or 1 shard.
+        precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16" or "fp16" (autocast).
+        compile: run the model through `torch.compile`.
+        save_attention: write `<id>_attention_map.png` per cell (pooler attention over the protein channel).
+        size: resize every crop to `size` x `size` before the model (the processor's `do_resize`); default: as is.
+        device: torch device; default: the process's device under `accelerate launch`, else cuda if present.
+        revision: Hub revision of the model.
+        overwrite: discard chunks of an earlier run instead of resuming (needed when settings changed).
+        progress: show a progress bar (rank 0 only).
+        crop_size, output_size, min_area, skip_border, mask_cells: cropping of fields of view (`subcell_hf.data.crops`);
+            `mask_cells` multiplies each crop by its own cell mask.
+    """
+
+    input_kind: str = "auto"
+    formats: tuple[str, ...] = ("h5ad",)
+    batch_size: int = 64
+    num_workers: int = 2
+    chunk_size: int | None = None
+    precision: str = "auto"
+    compile: bool = False
+    save_attention: bool = False
+    size: int | None = None
+    device: str | None = None
+    revision: str | None = None
+    overwrite: bool = False
+    progress: bool = True
+    crop_size: int | None = None
+    output_size: int | None = None
+    min_area: int | None = None
+    skip_border: bool = True
+    mask_cells: bool = False
+
+    def __post_init__(self):
+        self.formats = tuple(self.formats)
+        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
+        if unknown:
+            raise ValueError(f"unknown output formats {unknown}; expected any of {OUTPUT_FORMATS}")
+        if self.precision not in ("auto", *PRECISIONS):
+            raise ValueError(f"precision must be one of {('auto', *PRECISIONS)}, found {self.precision!r}")
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise ValueError(
+                f"batch_size must be >= 1 and num_workers >= 0, found {self.batch_size} and {self.num_workers}"
+            )
+
+
+@dataclass
+class EmbedResult:
+    """What a run wrote. `outputs` maps a format (and "summary") to its path; only rank 0 has outputs."""
+
+    output_dir: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+    num_cells: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    chunks_computed: int = 0
+    chunks_skipped: int = 0
+    table: EmbeddingTable | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# ------------------------------------------------------------------------------------------------- model
+@dataclass
+class EmbeddingModel:
+    """A SubCell model ready to embed: an encoder alone (`SubCellModel`, no probabilities) or with its
+    localization ensemble, its image processor, and where it came from."""
+
+    model: SubCellModel | SubCellForProteinLocalization
+    processor: SubCellImageProcessor
+    name: str = "in-memory"
+    revision: str | None = None
+    commit: str | None = None
+
+    def __post_init__(self):
+        if list(self.processor.channel_names) != list(self.model.config.channel_names):
+            raise ValueError(
+                f"{self.name}: processor channels {self.processor.channel_names} do not match model channels "
+                f"{self.model.config.channel_names}"
+            )
+        self.model.eval()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, revision: str | None = None) -> "EmbeddingModel":
+        """Load any SubCell folder or Hub repo: a localization model if its weights hold the classifier ensemble,
+        else the encoder alone (so an encoder-only folder never gets randomly initialised classifiers)."""
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+
+        kwargs = {"revision": revision} if revision else {}
+        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        if getattr(config, "model_type", None) != "subcell":
+            raise ValueError(f"{name_or_path}: not a SubCell model (model_type {config.model_type!r})")
+        with_classifiers = "SubCellForProteinLocalization" in (config.architectures or []) and config.num_classifiers
+        auto = AutoModelForImageClassification if with_classifiers else AutoModel
+        model = auto.from_pretrained(name_or_path, **kwargs)
+        try:
+            processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
+        except OSError:  # a folder without preprocessor_config.json
+            processor = SubCellImageProcessor.from_config(model.config)
+        return cls(model, processor, str(name_or_path), revision, _hub_commit(name_or_path, revision))
+
+    @property
+    def has_classifiers(self) -> bool:
+        return isinstance(self.model, SubCellForProteinLocalization)
+
+    @property
+    def class_names(self) -> list[str]:
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in range(len(id2label))] if self.has_classifiers else []
+
+    @property
+    def embedding_size(self) -> int:
+        return self.model.config.pool_num_heads * self.model.config.hidden_size
+
+    def fingerprint(self) -> str:
+        """sha256 over the weights and config: chunks from other weights are never mixed in."""
+        digest = hashlib.sha256(self.model.config.to_json_string(use_diff=False).encode())
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def forward(
+        self, pixel_values: torch.Tensor, module: torch.nn.Module | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(embeddings, probabilities or None, pool attention maps) for preprocessed cells; `module` runs the
+        model instead of `self.model` (e.g. its `torch.compile` wrapper)."""
+        output = (self.model if module is None else module)(pixel_values)
+        if self.has_classifiers:
+            return output.embeddings, output.probabilities, output.pool_attentions
+        return output.pooler_output, None, output.pool_attentions
+
+
+def _hub_commit(name_or_path: str, revision: str | None) -> str | None:
+    """The commit a Hub model was loaded from (its snapshot folder), or None for a local folder."""
+    if os.path.isdir(name_or_path):
+        return None
+    try:
+        from transformers.utils import cached_file
+
+        resolved = Path(cached_file(name_or_path, "config.json", revision=revision))
+    except Exception:  # noqa: BLE001 - the commit is informative only
+        return None
+    return resolved.parent.name if resolved.parent.parent.name == "snapshots" else None
+
+
+# -------------------------------------------------------------------------------------------------- data
+class CellBatches(IterableDataset):
+    """Model-ready batches of the given chunks. Each DataLoader worker takes whole chunks (round robin), reads and
+    preprocesses their cells with the model's image processor, groups them by crop size into batches that never
+    cross a chunk, and ends each chunk with a marker carrying the chunk's failures."""
+
+    def __init__(
+        self,
+        source: CellSource,
+        processor: SubCellImageProcessor,
+        chunks: Sequence[Chunk],
+        batch_size: int,
+        preprocess_kwargs: dict[str, Any] | None = None,
+    ):
+        self.source = source
+        self.processor = processor
+        self.chunks = list(chunks)
+        self.batch_size = batch_size
+        self.preprocess_kwargs = preprocess_kwargs or {}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = get_worker_info()
+        chunks = self.chunks if worker is None else self.chunks[worker.id :: worker.num_workers]
+        for chunk in chunks:
+            yield from self.chunk_batches(chunk)
+
+    def chunk_batches(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
+        buckets: dict[tuple[int, ...], list[tuple[int, Cell, torch.Tensor, int]]] = defaultdict(list)
+        failures: list[dict[str, Any]] = []
+        order = 0
+        for item in chunk.items:
+            for entry in self.source.iter_cells(item):
+                if isinstance(entry, InputFailure):
+                    failures.append(entry.to_dict())
+                    continue
+                try:
+                    pixels = self.processor(entry.pixels, **self.preprocess_kwargs)["pixel_values"][0]
+                except ValueError as error:
+                    failures.append(InputFailure(item, entry.id, entry.source, str(error)).to_dict())
+                    continue
+                bucket = buckets[tuple(pixels.shape)]
+                bucket.append((order, entry, pixels, item))
+                order += 1
+                if len(bucket) == self.batch_size:
+                    yield self._batch(chunk, bucket)
+                    bucket.clear()
+        for bucket in sorted(buckets.values(), key=lambda b: b[0][0] if b else order):
+            if bucket:
+                yield self._batch(chunk, bucket)
+        yield {"chunk": chunk.index, "end": True, "failures": failures}
+
+    @staticmethod
+    def _batch(chunk: Chunk, bucket: list) -> dict[str, Any]:
+        return {
+            "chunk": chunk.index,
+            "end": False,
+            "order": torch.tensor([order for order, *_ in bucket], dtype=torch.long),
+            "pixel_values": torch.stack([pixels for _, _, pixels, _ in bucket]),
+            "cells": [
+                {"id": cell.id, "item": item, "source": cell.source, "metadata": cell.metadata}
+                for _, cell, _, item in bucket
+            ],
+        }
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode and normalise; the main process owns the cores for the model
+
+
+class _ChunkAccumulator:
+    """A chunk's model outputs as they arrive, batch by batch, restored to input order when the chunk ends."""
+
+    def __init__(self):
+        self.orders: list[np.ndarray] = []
+        self.cells: list[dict[str, Any]] = []
+        self.embeddings: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray] = []
+
+    def add(self, order: torch.Tensor, cells: list[dict], embeddings: torch.Tensor, probabilities) -> None:
+        self.orders.append(order.numpy())
+        self.cells.extend(cells)
+        self.embeddings.append(embeddings.float().cpu().numpy())
+        if probabilities is not None:
+            self.probabilities.append(probabilities.float().cpu().numpy())
+
+    def finish(self, failures: list[dict], embedding_size: int, with_probabilities: bool, num_labels: int):
+        order = np.argsort(np.concatenate(self.orders)) if self.orders else np.zeros(0, dtype=np.int64)
+        embeddings = np.concatenate(self.embeddings) if self.embeddings else np.zeros((0, embedding_size), np.float32)
+        probabilities = None
+        if with_probabilities:
+            probabilities = (
+                np.concatenate(self.probabilities) if self.probabilities else np.zeros((0, num_labels), np.float32)
+            )[order]
+        return ChunkResult(embeddings[order], probabilities, [self.cells[i] for i in order], failures)
+
+
+# ------------------------------------------------------------------------------------------------ engine
+def embed(
+    model: str | os.PathLike | EmbeddingModel,
+    inputs: str | os.PathLike | Sequence[str],
+    output_dir: str | os.PathLike,
+    config: EmbedConfig | None = None,
+    **options: Any,
+) -> EmbedResult:
+    """Embed every cell of `inputs` with a SubCell model and write the outputs to `output_dir`.
+
+    Args:
+        model: a Hub id or local folder (any variant, encoder-only or with classifiers), or an `EmbeddingModel`.
+        inputs: a wrapper CSV, a field manifest (CSV/Parquet), or shard paths / a glob / a brace pattern.
+        output_dir: receives `embeddings.h5ad` / `.parquet` / per-cell files, `summary.csv` and `chunks/`.
+        config / options: an `EmbedConfig`, or its fields as keyword arguments.
+
+    Bad inputs (a missing or unreadable image, channels of different sizes, a mask with no cells) are reported in
+    `summary.csv` and in `EmbedResult.failures`; the other cells are processed.
+    """
+    config = config or EmbedConfig(**options)
+    state = _process_state(config)
+    embedding_model = model if isinstance(model, EmbeddingModel) else EmbeddingModel.from_pretrained(
+        str(model), config.revision
+    )
+    channels = embedding_model.model.config.channel_names
+    source = open_source(inputs, channels, config.input_kind, **_source_options(config))
+    unused = source.unused_channels() if isinstance(source, WrapperCsvSource) else []
+    if unused and state.is_main_process:
+        logger.warning("%s: columns for %s are ignored: model %s reads %s", inputs, unused, embedding_model.name,
+                       channels)
+    output_dir = Path(output_dir)
+    store = ChunkStore(output_dir / CHUNKS_DIRNAME)
+    device = torch.device(config.device) if config.device else state.device
+    dtype = _autocast_dtype(config.precision, device)
+    rows_per_batch = -(-config.batch_size // source.cells_per_item) if source.cells_per_item else 1
+    chunk_size = config.chunk_size or default_chunk_size(len(source), source.default_chunk_size, rows_per_batch)
+    chunks = plan_chunks(len(source), chunk_size)
+    preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size else {}
+    settings = _run_settings(embedding_model, source, config, chunk_size, dtype, preprocess_kwargs)
+    done = _start_or_resume(store, chunks, settings, config.overwrite, state)
+
+    pending = [c for c in chunks if c.index not in done]
+    mine = [c for c in pending if c.index % state.num_processes == state.process_index]
+    computed = _run_chunks(embedding_model, source, mine, store, config, device, dtype, preprocess_kwargs,
+                           output_dir, show_progress=config.progress and state.is_main_process)
+    state.wait_for_everyone()
+
+    result = EmbedResult(output_dir, chunks_computed=computed, chunks_skipped=len(done))
+    if state.is_main_process:
+        merged = ChunkResult.concatenate([store.read(c.index) for c in chunks], embedding_model.embedding_size)
+        uns = _uns(embedding_model, source, dtype, preprocess_kwargs, len(merged.failures))
+        table = build_table(merged, embedding_model.class_names, uns)
+        result.outputs = write_outputs(table, output_dir, config.formats)
+        result.num_cells, result.failures, result.table = table.num_cells, merged.failures, table
+    state.wait_for_everyone()
+    return result
+
+
+def _process_state(config: EmbedConfig):
+    """The `accelerate` process state: under `accelerate launch` it joins the process group (gloo on CPU, which
+    `PartialState` only picks with `cpu=True`); alone, it is a single process."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    on_cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or config.device == "cpu" or not torch.cuda.is_available()
+    return PartialState(cpu=on_cpu)
+
+
+def _start_or_resume(store: ChunkStore, chunks: list[Chunk], settings: dict, overwrite: bool, state) -> set[int]:
+    """Check the settings of an earlier run in `store` (refusing a mismatch unless `overwrite`), record this run's,
+    and return the chunks already done."""
+    previous = store.read_run_info()
+    if previous is not None and previous != settings and not overwrite:
+        raise EmbeddingSettingsError(
+            f"{store.root}: holds chunks of a run with other settings (differs in: "
+            f"{', '.join(settings_mismatch(previous, settings))}); pass overwrite=True (--overwrite) to start afresh "
+            "or choose another output folder"
+        )
+    state.wait_for_everyone()  # every rank has read the old settings before rank 0 replaces them
+    if state.is_main_process:
+        if overwrite or previous != settings:
+            store.reset()
+        store.write_run_info(settings)
+    state.wait_for_everyone()
+    return store.completed(chunks)
+
+
+def default_chunk_size(num_items: int, largest: int, smallest: int = 1) -> int:
+    """About 16 chunks for small inputs (so that several loader workers and ranks have work), at least `smallest`
+    items (enough for a full batch: batches never cross chunks) and at most `largest` items per chunk. It depends
+    on the inputs and the batch size alone, so a rerun finds the same chunks."""
+    return max(1, min(largest, max(smallest, -(-num_items // 16))))
+
+
+def write_outputs(table: EmbeddingTable, output_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
+    outputs: dict[str, Path] = {}
+    if "h5ad" in formats:
+        outputs["h5ad"] = write_anndata(table, output_dir / OUTPUT_NAMES["h5ad"])
+    if "parquet" in formats:
+        outputs["parquet"] = write_parquet(table, output_dir / OUTPUT_NAMES["parquet"])
+    if "npy" in formats:
+        write_npy(table, output_dir)
+        outputs["npy"] = output_dir
+    outputs["summary"] = write_summary(table, output_dir / OUTPUT_NAMES["summary"])
+    return outputs
+
+
+def _run_chunks(
+    embedding_model: EmbeddingModel,
+    source: CellSource,
+    chunks: list[Chunk],
+    store: ChunkStore,
+    config: EmbedConfig,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    preprocess_kwargs: dict[str, Any],
+    output_dir: Path,
+    show_progress: bool,
+) -> int:
+    """Compute and write `chunks`; returns how many were written."""
+    from tqdm.auto import tqdm
+
+    if not chunks:
+        return 0
+    module = embedding_model.model.to(device)
+    if config.compile:
+        module = torch.compile(module)
+    num_workers = min(config.num_workers, len(chunks))
+    loader = DataLoader(
+        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init if num_workers else None,
+        prefetch_factor=4 if num_workers else None,
+    )
+    per_item = source.cells_per_item
+    total = sum(len(c.items) for c in chunks) * per_item if per_item else None
+    progress = tqdm(total=total, unit="cell", desc="embedding", disable=not show_progress, dynamic_ncols=True)
+    accumulators: dict[int, _ChunkAccumulator] = defaultdict(_ChunkAccumulator)
+    written, failed, started = 0, 0, time.perf_counter()
+    with torch.inference_mode():
+        for piece in loader:
+            index = piece["chunk"]
+            if piece["end"]:
+                result = (accumulators.pop(index, None) or _ChunkAccumulator()).finish(
+                    piece["failures"], embedding_model.embedding_size, embedding_model.has_classifiers,
+                    len(embedding_model.class_names),
+                )
+                store.write(index, result)
+                written, failed = written + 1, failed + len(result.failures)
+                progress.set_postfix(chunks=f"{written}/{len(chunks)}", failed_inputs=failed, refresh=False)
+                if per_item:
+                    progress.update(len(result.failures))  # failed rows still advance the row count
+                continue
+            pixel_values = piece["pixel_values"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                embeddings, probabilities, attention = embedding_model.forward(pixel_values, module)
+            cells = piece["cells"]
+            if config.save_attention:
+                _save_attention(output_dir, cells, pixel_values, attention)
+            accumulators[index].add(piece["order"], cells, embeddings, probabilities)
+            progress.update(len(cells))
+    progress.close()
+    elapsed = time.perf_counter() - started
+    logger.info("embedded %d chunks in %.1f s", written, elapsed)
+    return written
+
+
+def _save_attention(output_dir: Path, cells: list[dict], pixel_values: torch.Tensor, attention: torch.Tensor) -> None:
+    protein = pixel_values[:, -1].float().cpu().numpy()
+    maps = attention.float().cpu().numpy()
+    for cell, cell_protein, cell_maps in zip(cells, protein, maps):
+        path = cell_file_path(output_dir, cell["id"], ATTENTION_SUFFIX)
+        save_attention_png(path, cell_protein, cell_maps)
+        cell["attention_map"] = path.relative_to(output_dir).as_posix()
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "auto":
+        on_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if on_gpu else None
+    return PRECISIONS[precision]
+
+
+def _precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def _source_options(config: EmbedConfig) -> dict[str, Any]:
+    return {
+        "crop_size": config.crop_size,
+        "output_size": config.output_size,
+        "min_area": config.min_area,
+        "skip_border": config.skip_border,
+        "mask_cells": config.mask_cells,
+    }
+
+
+def _preprocessing(processor: SubCellImageProcessor, preprocess_kwargs: dict[str, Any]) -> dict[str, Any]:
+    settings = {k: v for k, v in processor.to_dict().items() if k not in ("image_processor_type", "auto_map")}
+    settings.update(preprocess_kwargs)
+    return settings
+
+
+def _run_settings(
+    embedding_model: EmbeddingModel,
+    source: CellSource,
+    config: EmbedConfig,
+    chunk_size: int,
+    dtype: torch.dtype | None,
+    preprocess_kwargs: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything that changes the numbers in the chunks; a resumed run must match it exactly."""
+    describe = {k: v for k, v in source.describe().items() if k not in ("path", "shards")}
+    return {
+        "model_fingerprint": embedding_model.fingerprint(),
+        "inputs": {**describe, "fingerprint": source.fingerprint()},
+        "chunk_size": chunk_size,
+        "batch_size": config.batch_size,
+        "precision": _precision_name(dtype),
+        "preprocessing": _preprocessing(embedding_model.processor, preprocess_kwargs),
+        "save_attention": config.save_attention,
+        "subcell_hf": __version__,
+    }
+
+
+def _uns(
+    embedding_model: EmbeddingModel,
+    source: CellSource,
+    dtype: torch.dtype | None,
+    preprocess_kwargs: dict[str, Any],
+    num_failed: int,
+) -> dict[str, Any]:
+    model_config = embedding_model.model.config
+    return {
+        "model_id": embedding_model.name,
+        "model_revision": embedding_model.revision or "",
+        "model_commit": embedding_model.commit or "",
+        "model_variant": getattr(model_config, "model_variant", None) or "",
+        "channel_names": list(model_config.channel_names),
+        "preprocessing": _preprocessing(embedding_model.processor, preprocess_kwargs),
+        "precision": _precision_name(dtype),
+        "input": source.describe(),
+        "num_failed_inputs": num_failed,
+        "subcell_hf_version": __version__,
+    }
+
+
+__all__ = [
+    "CellBatches",
+    "EmbedConfig",
+    "EmbedResult",
+    "EmbeddingModel",
+    "EmbeddingSettingsError",
+    "embed",
+    "write_outputs",
+]

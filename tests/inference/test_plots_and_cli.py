@@ -1,0 +1,115 @@
+"""`subcell-hf embed` / `subcell-hf plot` and the plotting API (PCA without umap-learn)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from subcell_hf.cli import main
+from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, reduce_to_2d
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_reduce_to_2d_falls_back_to_pca_without_umap():
+    embeddings = np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)
+    embeddings[:10, 0] += 10  # two clusters along the first axis
+    coords, method = reduce_to_2d(embeddings)
+    assert coords.shape == (20, 2)
+    if importlib.util.find_spec("umap") is None:
+        assert method == "pca"
+        separation = abs(coords[:10, 0].mean() - coords[10:, 0].mean())
+        assert separation > 5 * coords[:, 1].std()
+        with pytest.raises(ImportError, match="umap-learn"):
+            reduce_to_2d(embeddings, method="umap")
+    with pytest.raises(ValueError, match="at least 3"):
+        reduce_to_2d(embeddings[:2])
+
+
+def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["embed", "--model", str(tiny_converted), str(wrapper_csv), "--output", str(out), "--num-workers",
+                 "0", "--no-progress", "--save-attention", "--format", "h5ad", "npy"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["cells"] == 6 and report["failed_inputs"] == 0
+    assert Path(report["outputs"]["h5ad"]).is_file() and (out / "cell0_attention_map.png").is_file()
+
+    code = main(["plot", str(out / "embeddings.h5ad"), "--color", "top_1", "--attention-grid"])
+    written = json.loads(capsys.readouterr().out)
+    assert code == 0
+    for key in ("map", "attention_grid"):
+        with Image.open(written[key]) as picture:
+            assert picture.format == "PNG" and min(picture.size) > 100
+    assert main(["plot", str(out / "embeddings.h5ad"), "--color", "no_such_column"]) == 2
+    assert "not an obs column" in capsys.readouterr().err
+
+
+def test_embed_command_exit_status_reports_failed_rows(tiny_converted, broken_csv, tmp_path, capsys):
+    code = main(["embed", "--model", str(tiny_converted), str(broken_csv), "--output", str(tmp_path / "out"),
+                 "--num-workers", "0", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["failed_inputs"] == 3
+    assert "path_list.csv line 5" in captured.err and "nowhere.png: file not found" in captured.err
+    # a fatal problem (not a CSV the tool understands) is exit status 2 and writes nothing
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["embed", "--model", str(tiny_converted), str(bad), "--output", str(tmp_path / "x")]) == 2
+    assert "cannot tell the input kind" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_plot_attention_grid_needs_attention_maps(tiny_converted, wrapper_csv, tmp_path):
+    from subcell_hf.inference import embed
+
+    result = embed(tiny_converted, wrapper_csv, tmp_path / "out", num_workers=0, progress=False)
+    with pytest.raises(ValueError, match="--save-attention"):
+        plot_attention_grid(result.outputs["h5ad"], tmp_path / "grid.png")
+    path = plot_embedding_map(anndata.read_h5ad(result.outputs["h5ad"]), tmp_path / "map.png", color="input_index")
+    assert path.is_file()
+
+
+@pytest.mark.slow
+def test_two_process_launch_splits_chunks_and_merges_like_one_process(tiny_converted, wrapper_csv, tmp_path):
+    """`accelerate launch` with 2 CPU processes: each rank computes its chunks, rank 0 merges the same file."""
+    from subcell_hf.inference import embed
+
+    single = embed(tiny_converted, wrapper_csv, tmp_path / "single", chunk_size=2, num_workers=0, progress=False)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "subcell_hf.cli", "embed",
+        "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "launched"),
+        "--chunk-size", "2", "--num-workers", "0", "--no-progress",
+    ]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    reports = [json.loads(block) for block in _json_blocks(completed.stdout)]
+    assert len(reports) == 1 and reports[0]["chunks_computed"] == 2  # rank 0 computed 2 of the 3 chunks
+    launched = tmp_path / "launched"
+    assert sorted(p.name for p in (launched / "chunks").glob("chunk-*")) == [f"chunk-00000{i}.npz" for i in range(3)]
+    assert (launched / "embeddings.h5ad").read_bytes() == single.outputs["h5ad"].read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(launched / "summary.csv"), pd.read_csv(single.outputs["summary"]))
+
+
+def _json_blocks(text: str) -> list[str]:
+    blocks, current = [], []
+    for line in text.splitlines():
+        if line == "{":
+            current = [line]
+        elif current:
+            current.append(line)
+            if line == "}":
+                blocks.append("\n".join(current))
+                current = []
+    return blocks
