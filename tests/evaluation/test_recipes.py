@@ -1,0 +1,186 @@
+"""`recipes/train_classifiers.py` and `recipes/evaluate.py` end to end on tiny synthetic shards, in-process."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from huggingface_hub import ModelCardData
+from transformers import AutoModelForImageClassification
+
+from subcell_hf import SubCellImageProcessor, SubCellModel
+from subcell_hf.data.shards import write_shards
+from subcell_hf.data.synth import generate_dataset
+from subcell_hf.evaluation import read_labelled_embeddings, read_results
+from tests.conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+EMBED_ARGS = ["--num-workers", "0", "--precision", "fp32"]
+
+
+def recipe(name: str):
+    return runpy.run_path(str(RECIPES / f"{name}.py"), run_name=f"recipe_{name}")["main"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_torch_thread():
+    """Tiny models run ~10x slower with 2 intra-op threads when other test processes share the 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """6 antibodies with 6 synthetic patterns, 64-px crops: ~30 cells in 2 shards."""
+    root = tmp_path_factory.mktemp("synthetic")
+    manifest = generate_dataset(
+        root / "fields", num_fields=12, num_antibodies=6, image_size=256, cells_per_field=(8, 12), show_progress=False
+    )
+    write_shards(
+        manifest,
+        root / "shards",
+        crop_size=96,
+        output_size=64,
+        min_area=50,
+        records_per_shard=3,
+        num_workers=0,
+        show_progress=False,
+    )
+    return root / "shards"
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("encoder")
+    encoder = SubCellModel(tiny_config())
+    encoder.save_pretrained(folder)
+    SubCellImageProcessor.from_config(encoder.config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(shards, encoder_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("classifiers")
+    argv = [
+        "--encoder",
+        str(encoder_dir),
+        "--shards",
+        str(shards),
+        "--output",
+        str(output),
+        "--classes",
+        "present",
+        "--num-classifiers",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-epochs",
+        "3",
+        "--validation-fraction",
+        "0.34",
+        *EMBED_ARGS,
+    ]
+    assert recipe("train_classifiers")(argv) == 0
+    return output, argv
+
+
+def test_train_classifiers_writes_an_ensemble_on_the_unchanged_encoder(trained, encoder_dir):
+    output, _ = trained
+    model = AutoModelForImageClassification.from_pretrained(output / "model")
+    assert (output / "model" / "preprocessor_config.json").is_file()
+    assert len(model.classifiers) == model.config.num_classifiers == 2
+    cached = read_labelled_embeddings(output / "embeddings" / "embeddings.h5ad")
+    present = {name for names in cached.locations() for name in names}
+    assert set(model.config.id2label.values()) == present and len(present) == 6
+    encoder = SubCellModel.from_pretrained(encoder_dir)
+    torch.testing.assert_close(model.subcell.state_dict(), encoder.state_dict(), rtol=0, atol=0)
+    log = json.loads((output / "training.json").read_text())
+    assert [head["seed"] for head in log["heads"]] == [0, 1]
+    assert log["num_cells"] == len(cached) and log["num_antibodies"] == 6
+
+
+def test_second_run_reuses_the_embedding_cache(trained):
+    output, argv = trained
+    chunks = sorted((output / "embeddings" / "chunks").glob("chunk-*.npz"))
+    before = {path: path.stat().st_mtime_ns for path in chunks}
+    assert len(before) == 2  # one chunk per shard
+    assert recipe("train_classifiers")(argv) == 2  # the model folder exists: refused without --overwrite
+    assert recipe("train_classifiers")(argv + ["--overwrite"]) == 0
+    assert {path: path.stat().st_mtime_ns for path in before} == before
+
+
+def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, capsys):
+    output, _ = trained
+    card_results = tmp_path / "hub_cards" / "results" / "tiny.json"
+    argv = [
+        "--model",
+        str(output / "model"),
+        "--shards",
+        str(shards),
+        "--output",
+        str(tmp_path / "eval"),
+        "--model-name",
+        "synthetic/tiny-subcell",
+        "--dataset-name",
+        "Synthetic HPA",
+        "--dataset-type",
+        "synthetic-hpa",
+        "--retrieval-groups",
+        "antibody",
+        "--card-results",
+        str(card_results),
+        *EMBED_ARGS,
+    ]
+    assert recipe("evaluate")(argv) == 0
+    results = read_results(tmp_path / "eval" / "results.json")
+    assert read_results(card_results) == results
+    assert results["task"] == {"type": "image-classification", "name": "Protein localization"}
+    types = [m["type"] for m in results["metrics"]]
+    assert types == [
+        "micro_average_precision",
+        "macro_average_precision",
+        "label_ranking_average_precision",
+        "coverage_error",
+        "adjusted_rand_index",
+        "v_measure",
+        "fowlkes_mallows",
+        "mean_average_precision",
+        "nearest_neighbor_accuracy",
+    ]
+    values = {m["type"]: m["value"] for m in results["metrics"]}
+    assert 0 < values["micro_average_precision"] <= 1 and values["coverage_error"] >= 1
+    model_index = yaml.safe_load((tmp_path / "eval" / "model-index.yaml").read_text())["model-index"]
+    card_data = ModelCardData(**{"model-index": model_index})
+    assert card_data.model_name == "synthetic/tiny-subcell"
+    assert [r.metric_value for r in card_data.eval_results] == [m["value"] for m in results["metrics"]]
+    assert "Micro average precision" in capsys.readouterr().out
+
+
+def test_evaluate_reports_an_unknown_column(trained, shards, tmp_path, capsys):
+    output, _ = trained
+    argv = [
+        "--model",
+        str(output / "model"),
+        "--shards",
+        str(shards),
+        "--output",
+        str(tmp_path / "eval"),
+        "--embedding-cache",
+        str(output / "eval-cache"),
+        "--retrieval-groups",
+        "compound",
+        *EMBED_ARGS,
+    ]
+    assert recipe("evaluate")(argv) == 2
+    assert "no per-cell column 'compound'" in capsys.readouterr().err
+    assert not (tmp_path / "eval" / "results.json").exists()
