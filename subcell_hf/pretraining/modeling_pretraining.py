@@ -1,0 +1,319 @@
+"""`SubCellForPreTraining`: the SubCell encoder + pooler with the heads and losses of SPEC section 7.
+
+Both views of a batch go through the encoder together. With the reconstruction objective on, the encoder sees only
+the visible patches of each view (MAE); the pooled embedding of those tokens feeds the two projectors, and the
+decoder reconstructs the hidden patches. The encoder and pooler are a plain `SubCellModel` under `subcell.`, so
+`export_encoder` writes a folder that `AutoModel` loads.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ..models import SubCellImageProcessor, SubCellModel
+from ..models.modeling_subcell import SubCellLayer, SubCellPreTrainedModel, sincos_position_embeddings
+from . import distributed
+from .configuration_pretraining import SubCellPreTrainingConfig
+from .losses import masked_patch_mse, nt_xent_loss, supcon_loss
+from .masking import PatchMask, cell_patch_fraction, object_aware_patch_mask, patchify, random_patch_mask
+
+
+@dataclass
+class SubCellPreTrainingOutput(ModelOutput):
+    """Output of `SubCellForPreTraining`. For V views of B cells, rows are view-major (all of view 1 first).
+
+    Args:
+        loss: weighted sum of the enabled terms.
+        reconstruction_loss: norm-pix MSE over hidden patches (both views), when enabled.
+        cell_contrastive_loss: NT-Xent over the global batch, when enabled.
+        protein_contrastive_loss: SupCon by antibody id over the global batch, when enabled.
+        embeddings: (V * B, pool_num_heads * hidden) pooled embeddings of the visible tokens.
+        reconstruction: (V * B, L, p * p * C) decoder predictions for every patch (in norm-pix units when
+            `norm_pix_loss`), when the reconstruction objective is on.
+        patch_mask: (V * B, L) 1 for hidden patches, when the reconstruction objective is on.
+    """
+
+    loss: torch.FloatTensor | None = None
+    reconstruction_loss: torch.FloatTensor | None = None
+    cell_contrastive_loss: torch.FloatTensor | None = None
+    protein_contrastive_loss: torch.FloatTensor | None = None
+    embeddings: torch.FloatTensor | None = None
+    reconstruction: torch.FloatTensor | None = None
+    patch_mask: torch.FloatTensor | None = None
+
+    def loss_terms(self) -> dict[str, torch.Tensor]:
+        """The enabled loss terms by name (`reconstruction`, `cell_contrastive`, `protein_contrastive`)."""
+        terms = {
+            "reconstruction": self.reconstruction_loss,
+            "cell_contrastive": self.cell_contrastive_loss,
+            "protein_contrastive": self.protein_contrastive_loss,
+        }
+        return {name: value for name, value in terms.items() if value is not None}
+
+
+class SubCellProjector(nn.Module):
+    """Projection MLP: (Linear + BatchNorm + ReLU) per hidden width, then a Linear without bias."""
+
+    def __init__(self, input_size: int, hidden_sizes: list[int], output_size: int):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in hidden_sizes:
+            layers += [nn.Linear(input_size, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+            input_size = width
+        layers.append(nn.Linear(input_size, output_size, bias=False))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.layers(embeddings)
+
+
+class SubCellMAEDecoder(nn.Module):
+    """MAE decoder: embed visible tokens, insert mask tokens, add fixed sin-cos positions, transformer blocks,
+    predict each patch's p * p * C pixels."""
+
+    def __init__(self, config: SubCellPreTrainingConfig):
+        super().__init__()
+        decoder_config = config.decoder_config()
+        width = config.decoder_hidden_size
+        self.embed = nn.Linear(config.hidden_size, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.layers = nn.ModuleList(SubCellLayer(decoder_config) for _ in range(config.decoder_num_hidden_layers))
+        self.layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.prediction = nn.Linear(width, config.patch_size**2 * config.num_channels)
+        self._positions: dict[tuple, torch.Tensor] = {}
+
+    def position_embeddings_for(self, grid: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        key = (*grid, like.device, like.dtype)
+        if key not in self._positions:
+            table = sincos_position_embeddings(self.mask_token.shape[-1], *grid)
+            self._positions[key] = table.to(device=like.device, dtype=like.dtype)
+        return self._positions[key]
+
+    def forward(self, latent: torch.Tensor, ids_restore: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """latent: (B, 1 + K, D) encoder tokens (CLS + visible); returns (B, L, p * p * C) predictions."""
+        tokens = self.embed(latent)
+        batch, num_patches = ids_restore.shape
+        masked = self.mask_token.expand(batch, num_patches - (tokens.shape[1] - 1), -1)
+        patches = torch.cat([tokens[:, 1:], masked], dim=1)
+        patches = torch.gather(patches, 1, ids_restore[..., None].expand(-1, -1, patches.shape[-1]))
+        hidden = torch.cat([tokens[:, :1], patches], dim=1) + self.position_embeddings_for(grid, tokens)
+        for layer in self.layers:
+            hidden, _ = layer(hidden)
+        return self.prediction(self.layernorm(hidden))[:, 1:]
+
+
+class SubCellPreTrainingHeads(nn.Module):
+    """The modules that are not part of the released encoder; an objective with weight 0 has no head."""
+
+    def __init__(self, config: SubCellPreTrainingConfig):
+        super().__init__()
+        objectives = config.objectives
+        self.decoder = SubCellMAEDecoder(config) if "reconstruction" in objectives else None
+        projector = (config.embedding_size, config.projector_hidden_sizes, config.projector_output_size)
+        self.cell_projector = SubCellProjector(*projector) if "cell_contrastive" in objectives else None
+        self.protein_projector = SubCellProjector(*projector) if "protein_contrastive" in objectives else None
+
+
+class SubCellForPreTraining(SubCellPreTrainedModel):
+    """SubCell encoder + pooler with the MAE decoder, the NT-Xent and SupCon projectors and their losses."""
+
+    config_class = SubCellPreTrainingConfig
+    config: SubCellPreTrainingConfig
+
+    def __init__(self, config: SubCellPreTrainingConfig):
+        super().__init__(config)
+        self.subcell = SubCellModel(config)
+        self.pretraining_heads = SubCellPreTrainingHeads(config)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, SubCellMAEDecoder):
+            nn.init.normal_(module.mask_token, std=self.config.initializer_range)
+        elif isinstance(module, nn.BatchNorm1d):
+            module.reset_parameters()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.subcell.get_input_embeddings()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """A full pretraining checkpoint (encoder + heads) for `AutoModelForPreTraining` with `subcell_hf`
+        installed; unlike the encoder folders, it carries no remote code. Use `export_encoder` to release."""
+        return PreTrainedModel.save_pretrained(self, save_directory, *args, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------ encoder
+    def encode(
+        self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encoder + pooler over all patches, or only over `ids_keep` (B, K) (the CLS token is always kept).
+
+        Returns the final-LayerNorm tokens (B, 1 + K, D), the pooled embedding and the pooler's attention.
+        """
+        encoder = self.subcell
+        tokens = encoder.embeddings(pixel_values.to(encoder.embeddings.projection.weight.dtype))
+        if ids_keep is not None:
+            kept = torch.gather(tokens[:, 1:], 1, ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))
+            tokens = torch.cat([tokens[:, :1], kept], dim=1)
+        for layer in encoder.layers:
+            tokens, _ = layer(tokens)
+        tokens = encoder.layernorm(tokens)
+        embedding, attention = encoder.pooler(tokens)
+        return tokens, embedding, attention
+
+    def sample_patch_mask(self, pixel_values: torch.Tensor, cell_masks: torch.Tensor | None = None) -> PatchMask:
+        """Draw the hidden patches of each image (uniform, or object-aware when `object_mask_ratio` is set)."""
+        patch = self.config.patch_size
+        num_patches = (pixel_values.shape[-2] // patch) * (pixel_values.shape[-1] // patch)
+        noise = torch.rand(pixel_values.shape[0], num_patches, device=pixel_values.device)
+        if self.config.object_mask_ratio is None:
+            return random_patch_mask(noise, self.config.mask_ratio)
+        if cell_masks is None:
+            raise ValueError("object-aware masking (object_mask_ratio is set) needs the cell masks of each view")
+        on_cell = cell_patch_fraction(cell_masks, patch) >= self.config.object_patch_threshold
+        return object_aware_patch_mask(noise, on_cell, self.config.mask_ratio, self.config.object_mask_ratio)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, pixel_values: torch.Tensor, cell_masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """MAE reconstruction of a batch: decoder predictions (B, L, p * p * C) and the patch mask (B, L)."""
+        decoder = self.pretraining_heads.decoder
+        if decoder is None:
+            raise ValueError("this model has no reconstruction objective (reconstruction_weight is 0)")
+        patch_mask = self.sample_patch_mask(pixel_values, cell_masks)
+        tokens, _, _ = self.encode(pixel_values, patch_mask.ids_keep)
+        grid = (pixel_values.shape[-2] // self.config.patch_size, pixel_values.shape[-1] // self.config.patch_size)
+        return decoder(tokens, patch_mask.ids_restore, grid), patch_mask.mask
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        second_view_pixel_values: torch.Tensor | None = None,
+        antibody_ids: torch.Tensor | None = None,
+        cell_masks: torch.Tensor | None = None,
+        second_view_cell_masks: torch.Tensor | None = None,
+        gather_across_processes: bool = True,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SubCellPreTrainingOutput | tuple:
+        """Compute every enabled pretraining loss on a batch of cells.
+
+        Args:
+            pixel_values: (B, C, H, W) view 1, normalised as SPEC section 4.
+            second_view_pixel_values: (B, C, H, W) view 2 of the same cells (needed by the NT-Xent objective).
+            antibody_ids: (B,) integer antibody id of each cell, the same ids on every process (needed by SupCon).
+            cell_masks, second_view_cell_masks: (B, 1, H, W) cell masks of each view (needed by object-aware
+                masking).
+            gather_across_processes: gather projections over all processes before the contrastive losses.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        config, heads = self.config, self.pretraining_heads
+        views = [pixel_values] + ([second_view_pixel_values] if second_view_pixel_values is not None else [])
+        num_views, batch = len(views), pixel_values.shape[0]
+        images = torch.cat(views)
+        gather = distributed.gather_across_processes if gather_across_processes else _identity
+
+        patch_mask = None
+        if heads.decoder is not None:
+            masks = None
+            if cell_masks is not None:
+                masks = torch.cat([cell_masks] + ([second_view_cell_masks] if num_views == 2 else []))
+            patch_mask = self.sample_patch_mask(images, masks)
+        tokens, embeddings, _ = self.encode(images, patch_mask.ids_keep if patch_mask is not None else None)
+
+        output = SubCellPreTrainingOutput(embeddings=embeddings)
+        if heads.decoder is not None:
+            grid = (images.shape[-2] // config.patch_size, images.shape[-1] // config.patch_size)
+            output.reconstruction = heads.decoder(tokens, patch_mask.ids_restore, grid)
+            output.patch_mask = patch_mask.mask
+            output.reconstruction_loss = masked_patch_mse(
+                output.reconstruction, patchify(images, config.patch_size), patch_mask.mask, config.norm_pix_loss
+            )
+        if heads.cell_projector is not None:
+            if num_views != 2:
+                raise ValueError("the cell-specific (NT-Xent) objective needs second_view_pixel_values")
+            projections = heads.cell_projector(embeddings)
+            output.cell_contrastive_loss = nt_xent_loss(
+                gather(projections[:batch]), gather(projections[batch:]), config.cell_temperature
+            )
+        if heads.protein_projector is not None:
+            if antibody_ids is None:
+                raise ValueError("the protein-specific (SupCon) objective needs antibody_ids")
+            projections = heads.protein_projector(embeddings)
+            labels = antibody_ids.to(projections.device).repeat(num_views)
+            output.protein_contrastive_loss = supcon_loss(
+                gather(projections), gather(labels), config.protein_temperature
+            )
+
+        weights = {
+            "reconstruction": config.reconstruction_weight,
+            "cell_contrastive": config.cell_contrastive_weight,
+            "protein_contrastive": config.protein_contrastive_weight,
+        }
+        output.loss = sum(weights[name] * value for name, value in output.loss_terms().items())
+        return output if return_dict else output.to_tuple()
+
+    # ------------------------------------------------------------------------------------------------ export
+    def encoder_model(self) -> SubCellModel:
+        """A standalone float32 `SubCellModel` (plain `SubCellConfig`) with a copy of this model's encoder + pooler."""
+        encoder = SubCellModel(self.config.encoder_config())
+        encoder.load_state_dict(self.subcell.state_dict())
+        return encoder
+
+    def export_encoder(self, save_directory: str | os.PathLike, **save_kwargs) -> Path:
+        """Write the encoder + pooler as a `SubCellModel` folder (config, weights, image processor) that
+        `AutoModel.from_pretrained` loads; written to a temporary folder first, then moved into place."""
+        destination = Path(save_directory)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        encoder = self.encoder_model()
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+        try:
+            encoder.save_pretrained(staging, **save_kwargs)
+            SubCellImageProcessor.from_config(encoder.config).save_pretrained(staging)
+            if destination.exists():
+                shutil.rmtree(destination)
+            os.replace(staging, destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return destination
+
+    @classmethod
+    def from_encoder(
+        cls, pretrained_model_name_or_path: str | os.PathLike, **config_overrides
+    ) -> "SubCellForPreTraining":
+        """Start pretraining from a released or exported `SubCellModel`: its encoder + pooler weights and
+        hyper-parameters, fresh heads configured by `config_overrides` (e.g. the output of
+        `SubCellPreTrainingConfig.for_model_type(...).to_dict()` minus encoder keys)."""
+        encoder = SubCellModel.from_pretrained(pretrained_model_name_or_path)
+        values = encoder.config.to_dict()
+        for key in ("model_type", "transformers_version", "architectures", "auto_map"):
+            values.pop(key, None)
+        values.update(config_overrides)
+        model = cls(SubCellPreTrainingConfig(**values))
+        model.subcell.load_state_dict(encoder.state_dict())
+        return model
+
+
+def _identity(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+__all__ = [
+    "SubCellForPreTraining",
+    "SubCellMAEDecoder",
+    "SubCellPreTrainingHeads",
+    "SubCellPreTrainingOutput",
+    "SubCellProjector",
+]

@@ -1,0 +1,78 @@
+"""Typed run configuration: presets, YAML + dotted command-line overrides, checks with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from subcell_hf.pretraining.config import PretrainingConfig, load_config, parse_args
+
+PRESETS = Path(__file__).resolve().parents[2] / "recipes" / "configs"
+
+
+@pytest.mark.parametrize("preset", ["tiny", "vit-prots-pool", "mae-cells-prots-pool"])
+def test_presets_load_and_build_their_model_config(preset):
+    config = load_config(PRESETS / f"{preset}.yaml")
+    model_config = config.model.build_config()
+    assert model_config.objectives == (
+        ("protein_contrastive",) if preset == "vit-prots-pool" else
+        ("reconstruction", "cell_contrastive", "protein_contrastive")
+    )
+    if preset != "tiny":  # the paper's settings: 896 cells on 8 processes, lr 3.5e-4, ViT-B/16 at 448 px
+        assert config.cells_per_step(8) == 896
+        assert config.peak_learning_rate(8) == pytest.approx(3.5e-4)
+        assert model_config.hidden_size == 768 and model_config.image_size == 448
+        assert model_config.projector_hidden_sizes == [8192, 8192] and model_config.projector_output_size == 512
+
+
+def test_cli_overrides_win_and_are_typed():
+    config, resume = parse_args(
+        [
+            "--config", str(PRESETS / "tiny.yaml"),
+            "--optim.learning_rate", "2e-4",  # PyYAML reads this as a string: coerced to float
+            "--optim.max_steps=7",
+            "--optim.betas", "[0.8, 0.9]",
+            "--model.channel_variant", "dna-protein",
+            "--model.config_overrides", "{hidden_size: 32, num_attention_heads: 2, intermediate_size: 64}",
+            "--resume",
+        ]
+    )
+    assert resume == "auto"
+    assert config.optim.learning_rate == 2e-4 and config.optim.max_steps == 7 and config.optim.betas == (0.8, 0.9)
+    assert config.data.records_per_batch == 4  # from the YAML file
+    model_config = config.model.build_config()
+    assert model_config.channel_names == ["dna", "protein"] and model_config.hidden_size == 32
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"optim.max_stepz": 3}, r"unknown field 'max_stepz'.*max_steps"),
+        ({"optimizer.lr": 3}, r"unknown section 'optimizer'"),
+        ({"optim.max_steps": "many"}, r"optim.max_steps: expected int, found 'many'"),
+        ({"train.mixed_precision": "fp16"}, r"mixed_precision must be no or bf16"),
+        ({"model.channel_variant": "rgb"}, r"channel_variant must be one of"),
+    ],
+)
+def test_bad_values_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(PRESETS / "tiny.yaml", overrides)
+
+
+def test_schedule_from_epochs_and_from_steps():
+    config = PretrainingConfig.from_dict(
+        {"data": {"records_per_epoch": 1120, "records_per_batch": 14}, "optim": {"epochs": 300, "warmup_epochs": 5}}
+    )
+    assert config.schedule_steps(num_processes=8) == (3000, 50)  # 1120 records / 112 per step = 10 steps per epoch
+    config.optim.max_steps, config.optim.warmup_steps = 100, 10
+    assert config.schedule_steps(8) == (100, 10)
+    with pytest.raises(ValueError, match="records_per_epoch"):
+        PretrainingConfig().schedule_steps(8)
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    config = load_config(PRESETS / "mae-cells-prots-pool.yaml", {"model.channel_variant": "er-dna-protein"})
+    path = tmp_path / "config.yaml"
+    path.write_text(config.to_yaml())
+    assert load_config(path) == config

@@ -1,0 +1,120 @@
+"""`SubCellForPreTraining`: objectives per model type, the masked encoder, and the encoder export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForPreTraining
+
+from subcell_hf import SubCellConfig, SubCellImageProcessor, SubCellModel
+from subcell_hf.pretraining import SubCellForPreTraining, SubCellPreTrainingConfig
+
+from .conftest import tiny_pretraining_config
+
+
+def _batch(cells: int = 8, channels: int = 4):
+    generator = torch.Generator().manual_seed(0)
+    views = [torch.rand(cells, channels, 64, 64, generator=generator) for _ in range(2)]
+    masks = torch.zeros(cells, 1, 64, 64)
+    masks[..., 16:48, 16:48] = 1
+    return dict(
+        pixel_values=views[0], second_view_pixel_values=views[1], antibody_ids=torch.arange(cells) // 4,
+        cell_masks=masks, second_view_cell_masks=masks,
+    )
+
+
+def test_model_type_presets():
+    mae = SubCellPreTrainingConfig.for_model_type("mae-cells-prots-pool", channel_names=["dna", "protein"])
+    vit = SubCellPreTrainingConfig.for_model_type("vit-prots-pool")
+    assert mae.objectives == ("reconstruction", "cell_contrastive", "protein_contrastive")
+    assert (mae.reconstruction_weight, mae.cell_contrastive_weight, mae.protein_contrastive_weight) == (1.0, 1.0, 0.1)
+    assert mae.position_embedding_type == "sincos" and mae.mask_ratio == 0.25 and mae.num_channels == 2
+    assert vit.objectives == ("protein_contrastive",) and vit.position_embedding_type == "learned"
+    with pytest.raises(ValueError, match="mask_ratio"):
+        SubCellPreTrainingConfig(mask_ratio=0.0, reconstruction_weight=1.0)
+
+
+def test_all_losses_and_their_weighted_sum(tiny_mae_config):
+    model = SubCellForPreTraining(tiny_mae_config)
+    output = model(**_batch())
+    terms = output.loss_terms()
+    assert set(terms) == {"reconstruction", "cell_contrastive", "protein_contrastive"}
+    expected = terms["reconstruction"] + terms["cell_contrastive"] + 0.1 * terms["protein_contrastive"]
+    torch.testing.assert_close(output.loss, expected)
+    assert output.embeddings.shape == (16, 128)
+    assert output.reconstruction.shape == (16, 16, 16 * 16 * 4) and output.patch_mask.sum().item() == 16 * 4
+    output.loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing  # every parameter takes part (DDP needs no find_unused_parameters)
+
+
+def test_vit_prots_pool_has_only_the_supcon_head():
+    model = SubCellForPreTraining(tiny_pretraining_config("vit-prots-pool"))
+    heads = model.pretraining_heads
+    assert heads.decoder is None and heads.cell_projector is None and heads.protein_projector is not None
+    output = model(**_batch())
+    assert set(output.loss_terms()) == {"protein_contrastive"} and output.patch_mask is None
+    torch.testing.assert_close(output.loss, output.protein_contrastive_loss)
+
+
+def test_masked_encoder_matches_the_model_when_nothing_is_hidden(tiny_mae_config):
+    model = SubCellForPreTraining(tiny_mae_config).eval()
+    pixels = _batch()["pixel_values"]
+    everything = torch.arange(16).expand(8, 16)
+    tokens, embedding, _ = model.encode(pixels, everything)
+    reference = model.subcell(pixels)
+    torch.testing.assert_close(tokens, reference.last_hidden_state)
+    torch.testing.assert_close(embedding, reference.pooler_output)
+    # the kept subset is what the encoder sees: dropping patches changes the embedding
+    assert not torch.allclose(model.encode(pixels, everything[:, :12])[1], embedding)
+
+
+def test_object_aware_masking_uses_the_cell_masks():
+    model = SubCellForPreTraining(tiny_pretraining_config(mask_ratio=0.5, object_mask_ratio=1.0))
+    batch = _batch()
+    output = model(**batch)
+    # the cell covers the 4 central patches of the 4 x 4 grid: all of them are hidden, 4 more on background
+    on_cell = torch.zeros(4, 4, dtype=torch.bool)
+    on_cell[1:3, 1:3] = True
+    assert (output.patch_mask[:, on_cell.flatten()] == 1).all()
+    assert (output.patch_mask.sum(1) == 8).all()
+    with pytest.raises(ValueError, match="cell masks"):
+        model(**{k: v for k, v in batch.items() if "masks" not in k})
+
+
+def test_export_encoder_loads_with_automodel(tiny_mae_config, tmp_path):
+    model = SubCellForPreTraining(tiny_mae_config)
+    with torch.no_grad():
+        model.subcell.pooler.attention_weights.bias.add_(0.5)  # not the initial value
+    folder = model.export_encoder(tmp_path / "encoder")
+    loaded = AutoModel.from_pretrained(folder)
+    assert type(loaded) is SubCellModel and type(loaded.config) is SubCellConfig
+    assert loaded.config.position_embedding_type == "sincos" and loaded.config.hidden_size == 64
+    assert not hasattr(loaded.config, "mask_ratio")
+    processor = SubCellImageProcessor.from_pretrained(folder)
+    assert processor.channel_names == tiny_mae_config.channel_names
+    pixels = _batch()["pixel_values"]
+    torch.testing.assert_close(loaded(pixels).pooler_output, model.eval().subcell(pixels).pooler_output)
+
+
+def test_full_checkpoint_round_trip(tmp_path):
+    model = SubCellForPreTraining(tiny_pretraining_config("vit-prots-pool"))
+    model.save_pretrained(tmp_path / "full")
+    reloaded = AutoModelForPreTraining.from_pretrained(tmp_path / "full")
+    assert isinstance(reloaded, SubCellForPreTraining)
+    for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    # the encoder class alone reads the encoder out of a full checkpoint
+    encoder = SubCellModel.from_pretrained(tmp_path / "full")
+    torch.testing.assert_close(encoder.pooler.attention_v.weight, model.subcell.pooler.attention_v.weight)
+
+
+def test_from_encoder_starts_from_released_weights(tiny_subcell_config, tmp_path):
+    encoder = SubCellModel(tiny_subcell_config)
+    encoder.save_pretrained(tmp_path / "released")
+    model = SubCellForPreTraining.from_encoder(
+        tmp_path / "released", projector_hidden_sizes=[32], projector_output_size=16,
+        reconstruction_weight=0.0, cell_contrastive_weight=0.0, protein_contrastive_weight=1.0,
+    )
+    torch.testing.assert_close(model.subcell.layers[0].mlp.fc1.weight, encoder.layers[0].mlp.fc1.weight)
+    assert model.config.hidden_size == tiny_subcell_config.hidden_size

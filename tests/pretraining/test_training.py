@@ -1,0 +1,241 @@
+"""The pretraining loop on the `tiny` preset and synthetic shards: one process in-process, preemption and
+resume, two DDP processes, DeepSpeed ZeRO-2 with two processes, and the non-finite-loss stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DeepSpeedPlugin
+from safetensors.torch import load_file
+from transformers import AutoModel
+
+from subcell_hf.pretraining import SubCellForPreTraining
+from subcell_hf.pretraining.checkpoints import list_checkpoints
+from subcell_hf.pretraining.config import load_config
+from subcell_hf.pretraining.trainer import NonFiniteLossError, configure_deepspeed, train
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_PRESET = ROOT / "recipes" / "configs" / "tiny.yaml"
+ACCELERATE_CONFIGS = ROOT / "recipes" / "accelerate"
+TOTAL_STEPS = 10
+
+
+def run_overrides(output_dir: Path, shards: dict, **extra) -> dict:
+    values = {
+        "data.shards": str(shards["train"]),
+        "data.validation_shards": str(shards["validation"]),
+        "data.records_per_batch": 2,
+        "optim.max_steps": TOTAL_STEPS,
+        "optim.warmup_steps": 2,
+        "train.output_dir": str(output_dir),
+        "train.report_to": "none",
+        "train.log_every": 1,
+        "train.save_every": 4,
+        "eval.every": 0,
+    }
+    values.update(extra)
+    return values
+
+
+def as_cli(overrides: dict) -> list[str]:
+    return [f"--{key}={value}" for key, value in overrides.items()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_command(accelerate_config: str, overrides: dict, *launch_options: str) -> list[str]:
+    """`accelerate launch --config_file recipes/accelerate/<config> recipes/pretrain.py --config tiny ...` on a
+    free rendezvous port (the default 29500 may be taken by another launch on the machine, which would join it)."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(ACCELERATE_CONFIGS / accelerate_config), "--main_process_port", str(free_port()), *launch_options,
+        str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides),
+    ]
+
+
+def metrics(output_dir: Path) -> list[dict]:
+    path = output_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def train_rows(output_dir: Path) -> dict[int, dict]:
+    return {row["step"]: row for row in metrics(output_dir) if "train/loss" in row}
+
+
+def checkpoint_weights(output_dir: Path, step: int) -> dict[str, torch.Tensor]:
+    return load_file(output_dir / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(scope="module")
+def reference_run(synthetic_shards, tmp_path_factory):
+    """An uninterrupted in-process run of TOTAL_STEPS steps, validated at the end."""
+    output_dir = tmp_path_factory.mktemp("reference")
+    config = load_config(TINY_PRESET, run_overrides(output_dir, synthetic_shards, **{"eval.every": TOTAL_STEPS}))
+    result = train(config)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    return result
+
+
+@pytest.mark.slow
+def test_single_process_run_logs_checkpoints_validates_and_exports(reference_run):
+    output_dir = reference_run.output_dir
+    assert reference_run.step == TOTAL_STEPS and not reference_run.preempted
+    rows = train_rows(output_dir)
+    assert sorted(rows) == list(range(1, TOTAL_STEPS + 1))
+    last = rows[TOTAL_STEPS]
+    for term in ("reconstruction", "cell_contrastive", "protein_contrastive"):
+        assert torch.isfinite(torch.tensor(last[f"train/{term}"]))
+    assert last["train/global_batch_cells"] == 2 * 8
+    assert last["train/skipped_samples"] > 0  # the broken shards were read and skipped
+    assert rows[1]["train/learning_rate"] == pytest.approx(1e-3 / 2)  # warmup step 1 of 2
+    assert rows[TOTAL_STEPS]["train/learning_rate"] == pytest.approx(1e-6)  # 0.1 % of the peak at the last update
+    validation = [row for row in metrics(output_dir) if "eval/knn_accuracy" in row]
+    assert len(validation) == 1 and 0 <= validation[0]["eval/knn_accuracy"] <= 1
+    assert (output_dir / "figures" / f"reconstruction_step{TOTAL_STEPS:08d}.png").stat().st_size > 0
+    assert (output_dir / "figures" / f"attention_step{TOTAL_STEPS:08d}.png").stat().st_size > 0
+    assert [p.name for p in list_checkpoints(output_dir)] == ["step_00000008", f"step_{TOTAL_STEPS:08d}"]
+
+    encoder = AutoModel.from_pretrained(reference_run.encoder_dir)
+    final = checkpoint_weights(output_dir, TOTAL_STEPS)
+    for name, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, final[f"subcell.{name}"], msg=name)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_state_and_resume_reproduces_the_run(reference_run, synthetic_shards, tmp_path):
+    overrides = run_overrides(tmp_path, synthetic_shards)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not train_rows(tmp_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 143, output
+    stopped = list_checkpoints(tmp_path)[-1]
+    stopped_step = int(stopped.name.split("_")[1])
+    assert 1 <= stopped_step < TOTAL_STEPS, output
+
+    result = train(load_config(TINY_PRESET, overrides), resume="auto")
+    assert result.step == TOTAL_STEPS
+    # same loss curve and learning rates after the resume point, same final parameters
+    resumed, reference = train_rows(tmp_path), train_rows(reference_run.output_dir)
+    for step in range(stopped_step + 1, TOTAL_STEPS + 1):
+        for key in ("train/loss", "train/learning_rate", "train/cells_seen"):
+            assert resumed[step][key] == pytest.approx(reference[step][key], rel=1e-5), (step, key)
+    expected = checkpoint_weights(reference_run.output_dir, TOTAL_STEPS)
+    for name, value in checkpoint_weights(tmp_path, TOTAL_STEPS).items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_non_finite_loss_stops_after_saving_the_last_good_state(synthetic_shards, tmp_path, monkeypatch):
+    forward = SubCellForPreTraining.forward
+    calls = []
+
+    def poisoned(self, *args, **kwargs):
+        output = forward(self, *args, **kwargs)
+        calls.append(None)
+        if len(calls) == 3:
+            output.reconstruction_loss = output.reconstruction_loss * float("nan")
+            output.loss = output.loss + output.reconstruction_loss
+        return output
+
+    monkeypatch.setattr(SubCellForPreTraining, "forward", poisoned)
+    config = load_config(TINY_PRESET, run_overrides(tmp_path, synthetic_shards))
+    with pytest.raises(NonFiniteLossError, match=r"step 3 .*term reconstruction") as error:
+        train(config)
+    assert "step_00000002" in str(error.value)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002"]
+    state = torch.load(tmp_path / "checkpoints" / "step_00000002" / "custom_checkpoint_1.pkl", weights_only=False)
+    assert state["step"] == 2 and state["micro_batches"] == 2
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_with_gradient_accumulation(synthetic_shards, tmp_path):
+    overrides = run_overrides(
+        tmp_path, synthetic_shards,
+        **{"optim.max_steps": 3, "optim.warmup_steps": 1, "train.gradient_accumulation_steps": 2},
+    )
+    completed = subprocess.run(
+        launch_command("multi_cpu.yaml", overrides), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    rows = train_rows(tmp_path)
+    assert sorted(rows) == [1, 2, 3]
+    assert rows[3]["train/global_batch_cells"] == 2 * 2 * 8 * 2  # processes x records x cells x accumulation
+    state = torch.load(list_checkpoints(tmp_path)[-1] / "custom_checkpoint_1.pkl", weights_only=False)
+    assert state == {"step": 3, "micro_batches": 6, "cells_seen": 3 * 64}
+    assert all(k in rows[3] for k in ("train/reconstruction", "train/cell_contrastive", "train/protein_contrastive"))
+    checkpoint = list_checkpoints(tmp_path)[-1]
+    assert {p.name for p in checkpoint.glob("random_states_*.pkl")} == {"random_states_0.pkl", "random_states_1.pkl"}
+    assert AutoModel.from_pretrained(tmp_path / "encoder").config.hidden_size == 64
+
+
+def _deepspeed_configs() -> list[Path]:
+    found = []
+    for path in sorted(ACCELERATE_CONFIGS.glob("*.yaml")):
+        if yaml.safe_load(path.read_text())["distributed_type"] == "DEEPSPEED":
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("accelerate_config", _deepspeed_configs(), ids=lambda p: p.stem)
+def test_deepspeed_configs_are_accepted(accelerate_config):
+    settings = yaml.safe_load(accelerate_config.read_text())
+    processes = settings["num_processes"]
+    json_path = ROOT / settings["deepspeed_config"]["deepspeed_config_file"]
+    plugin = DeepSpeedPlugin(hf_ds_config=str(json_path))
+    assert plugin.zero_stage == 2
+    config = load_config(ROOT / "recipes" / "configs" / "mae-cells-prots-pool.yaml")
+    configure_deepspeed(plugin, config, processes)
+    ds = plugin.deepspeed_config
+    # DeepSpeed's rule, with the paper's batch on 8 GPUs per node
+    micro, accumulation = ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]
+    assert ds["train_batch_size"] == micro * accumulation * processes
+    assert ds["train_micro_batch_size_per_gpu"] == 14 * 8 and ds["gradient_clipping"] == 1.0
+    assert processes * 14 * 8 in (896, 1792)
+    assert "optimizer" not in ds and "scheduler" not in ds  # AdamW comes from the code (no fused_adam build)
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp_path):
+    overrides = run_overrides(tmp_path, synthetic_shards, **{"optim.max_steps": 4, "optim.warmup_steps": 1})
+    command = launch_command("deepspeed_zero2.yaml", overrides, "--num_processes", "2")
+    environment = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}  # it would drop DeepSpeed
+    first = subprocess.run(command + ["--train.stop_after_steps=2"], cwd=ROOT, env=environment,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    checkpoint = list_checkpoints(tmp_path)[-1]
+    assert checkpoint.name == "step_00000002" and (checkpoint / "pytorch_model").is_dir()  # a DeepSpeed checkpoint
+    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=environment,
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    rows = train_rows(tmp_path)
+    assert sorted(rows) == [1, 2, 3, 4] and rows[4]["train/global_batch_cells"] == 2 * 2 * 8
+    assert rows[3]["train/learning_rate"] < rows[2]["train/learning_rate"]  # the schedule continued
+    assert AutoModel.from_pretrained(tmp_path / "encoder").config.hidden_size == 64
