@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import torch
 import transformers
 
 from . import __version__
+from .atomic import atomic_directory
 from .models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .models.modeling_subcell import sincos_position_embeddings
 from .variants import MODEL_TYPES, Release
@@ -229,22 +227,11 @@ def _verify(
     report.checks["finite_outputs"] = all(torch.isfinite(v).all().item() for v in values)
 
 
-def _atomic_save(model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool):
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir}: output folder exists; pass overwrite=True (--overwrite) to replace it")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+def _save(model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool):
+    with atomic_directory(output_dir, overwrite=overwrite) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
         (staging / SIDECAR_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def convert_checkpoint(
@@ -314,7 +301,7 @@ def convert_checkpoint(
         if not report.passed:
             failed = [name for name, ok in report.checks.items() if not ok]
             raise CheckpointMismatchError(f"{encoder_path}: conversion checks failed: {failed}; nothing was written")
-        _atomic_save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite)
+        _save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite)
     return model, report
 
 

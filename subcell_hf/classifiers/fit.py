@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_directory
 from ..data.io import atomic_write_text
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
@@ -142,17 +141,9 @@ def train_localization_model(
 
 
 def _save_atomically(model, processor, destination: Path) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with atomic_directory(destination) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(staging, destination)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _training_log(

@@ -9,8 +9,6 @@ decoder reconstructs the hidden patches. The encoder and pooler are a plain `Sub
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..atomic import atomic_directory
 from ..models import SubCellImageProcessor, SubCellModel
 from ..models.modeling_subcell import SubCellLayer, SubCellPreTrainedModel, sincos_position_embeddings
 from . import distributed
@@ -275,18 +274,10 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         """Write the encoder + pooler as a `SubCellModel` folder (config, weights, image processor) that
         `AutoModel.from_pretrained` loads; written to a temporary folder first, then moved into place."""
         destination = Path(save_directory)
-        destination.parent.mkdir(parents=True, exist_ok=True)
         encoder = self.encoder_model()
-        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-        try:
+        with atomic_directory(destination) as staging:
             encoder.save_pretrained(staging, **save_kwargs)
             SubCellImageProcessor.from_config(encoder.config).save_pretrained(staging)
-            if destination.exists():
-                shutil.rmtree(destination)
-            os.replace(staging, destination)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return destination
 
     @classmethod
