@@ -146,6 +146,9 @@ class EmbeddingModel:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
         kwargs = {"revision": revision} if revision else {}
+        looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
+        if looks_local and not Path(name_or_path).expanduser().is_dir():
+            raise ValueError(f"{name_or_path}: model folder not found (expected a save_pretrained folder or a Hub id)")
         config = AutoConfig.from_pretrained(name_or_path, **kwargs)
         if getattr(config, "model_type", None) != "subcell":
             raise ValueError(f"{name_or_path}: not a SubCell model (model_type {config.model_type!r})")

@@ -193,3 +193,10 @@ def test_a_two_channel_variant_reads_only_its_columns(tiny_release_dir, tmp_path
     predictor = LocalizationPredictor.from_pretrained(str(model_dir))
     cell = {c: np.array(read_image(tmp_path / paths[c])) for c in ("dna", "protein")}
     np.testing.assert_array_equal(result.table.probabilities[0], predictor.probabilities(cell)[0].numpy())
+
+
+def test_a_missing_model_folder_is_named_in_the_error(tmp_path):
+    from subcell_hf.inference import EmbeddingModel
+
+    with pytest.raises(ValueError, match="nowhere: model folder not found"):
+        EmbeddingModel.from_pretrained(str(tmp_path / "nowhere"))
