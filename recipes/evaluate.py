@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    from subcell_hf.data.io import atomic_write_text
+    from subcell_hf.atomic import atomic_write_text
     from subcell_hf.evaluation import evaluate_shards, model_index_from_results, results_from_evaluation, write_results
     from subcell_hf.evaluation.embeddings import process_state
     from subcell_hf.inference import EmbeddingSettingsError

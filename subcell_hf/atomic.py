@@ -1,5 +1,5 @@
-"""Atomic writes of whole folders: stage next to the destination, then rename, so that a failure leaves either
-the previous folder or nothing, never a half-written one."""
+"""Atomic writes of files and whole folders: stage next to the destination (same filesystem), then rename, so
+that a failure leaves either the previous version or nothing, never a half-written one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,29 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path` (same suffix); on success it replaces `path`, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a UTF-8 text file (``\\n`` line ends, so hashes are the same on every platform) atomically."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+    return Path(path)
 
 
 @contextmanager

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_directory
-from ..data.io import atomic_write_text
+from ..atomic import atomic_directory, atomic_write_text
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
 from .training import ClassifierTrainingConfig, TrainedClassifier, train_ensemble

@@ -8,10 +8,11 @@ Writes are atomic: a temporary name in the same folder, then `os.replace`.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -76,9 +77,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
         raise ValueError(f"{path}: expected a .png, .tif or .tiff file name, found {suffix!r}")
     if suffix == ".png" and array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: PNG holds uint8 or uint16 pixels, found {array.dtype}; use .tif")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path)
-    try:
+    with atomic_path(path) as temporary:
         if suffix == ".png":
             from PIL import Image
 
@@ -87,31 +86,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
             import tifffile
 
             tifffile.imwrite(temporary, array)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 
-def _temporary_name(path: Path) -> Path:
-    """A hidden sibling of `path` (same filesystem, so `os.replace` is atomic); created with the usual umask."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file through a temporary name in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_name(path)
-    try:
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-__all__ = ["ImageReadError", "atomic_write_text", "read_image", "write_image"]
+__all__ = ["ImageReadError", "read_image", "write_image"]

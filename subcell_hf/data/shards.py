@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .crops import DEFAULT_CROP_SIZE, DEFAULT_MIN_AREA, DEFAULT_OUTPUT_SIZE, CellCrop, crop_cell, find_cells, read_field
-from .io import atomic_write_text
+from ..atomic import atomic_write_text
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
 SHARD_PATTERN = "shard-%06d.tar"

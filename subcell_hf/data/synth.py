@@ -23,7 +23,8 @@ import pandas as pd
 from scipy import ndimage
 
 from ..models.configuration_subcell import HPA_CHANNELS, PRETRAINING_CLASSES
-from .io import atomic_write_text, write_image
+from ..atomic import atomic_write_text
+from .io import write_image
 from .manifest import LOCATION_SEPARATOR
 
 #: Synthetic protein pattern -> its annotated localizations (names from PRETRAINING_CLASSES).

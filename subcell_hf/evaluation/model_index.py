@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..data.io import atomic_write_text
+from ..atomic import atomic_write_text
 from .functional import METRIC_NAMES
 
 LOCALIZATION_TASK: dict[str, str] = {"type": "image-classification", "name": "Protein localization"}

@@ -32,7 +32,7 @@ from ..evaluation.model_index import model_index_from_results, validate_results
 from ..models import LOCALIZATION_CLASSES, SubCellConfig, SubCellForProteinLocalization
 from ..models.image_processing_subcell import MIN_MAX_EPSILON
 from ..variants import CHANNEL_DESCRIPTIONS, DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release, get_release
-from .files import write_text_atomic
+from ..atomic import atomic_write_text
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
 DEFAULT_CARDS_DIR = Path("hub_cards")
@@ -142,7 +142,7 @@ def record_sources(conversion_json: str | Path, cards_dir: str | Path, release: 
             f"found {sorted(sources)}"
         )
     target = Path(cards_dir) / SOURCES_DIRNAME / f"{release.name}.json"
-    write_text_atomic(target, json.dumps(sources, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(target, json.dumps(sources, indent=2, sort_keys=True) + "\n")
     return target
 
 
@@ -275,7 +275,7 @@ def write_cards(cards_dir: str | Path = DEFAULT_CARDS_DIR, namespace: str = DEFA
     for name, text in render_all(cards_dir, namespace).items():
         path = cards_dir / name
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            write_text_atomic(path, text)
+            atomic_write_text(path, text)
             changed.append(path)
     return changed
 

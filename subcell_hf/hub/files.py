@@ -1,12 +1,12 @@
-"""Local file helpers for the Hub tools: atomic writes and the two hashes the Hub identifies files by."""
+"""Local file helpers for the Hub tools: an atomic copy and the two hashes the Hub identifies files by."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from ..atomic import atomic_path
 
 
 def file_hashes(path: str | Path, chunk_size: int = 1 << 22) -> tuple[str, str]:
@@ -25,29 +25,7 @@ def file_hashes(path: str | Path, chunk_size: int = 1 << 22) -> tuple[str, str]:
     return sha256.hexdigest(), git_sha1.hexdigest()
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def copy_atomic(source: str | Path, target: str | Path) -> None:
     """Copy `source` to a temporary file next to `target`, then rename it over `target`."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_path(target) as temporary:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -30,7 +30,8 @@ from .. import __version__
 from ..convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
 from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
 from .cards import SOURCES_DIRNAME, release_inputs, render_card
-from .files import copy_atomic, file_hashes, write_text_atomic
+from ..atomic import atomic_write_text
+from .files import copy_atomic, file_hashes
 
 CARD_FILE = "README.md"
 WEIGHTS_FILE = "model.safetensors"
@@ -205,7 +206,7 @@ def prepare_release_folder(
     except ValueError as error:
         return PreparedRelease(release, folder, problems=(f"card inputs: {error}",))
     sources = {name: info["sha256"] for name, info in report.sources.items()}
-    write_text_atomic(folder / CARD_FILE, str(render_card(release, namespace, sources, results)))
+    atomic_write_text(folder / CARD_FILE, str(render_card(release, namespace, sources, results)))
     problems = check_release_folder(folder, release, recorded_sources)
     files = tuple(ReleaseFile.from_path(folder, p) for p in sorted(folder.rglob("*")) if p.is_file())
     return PreparedRelease(release, folder, files, tuple(problems))
@@ -331,5 +332,5 @@ def fill_cache(
             copy_atomic(blob, target)
     ref = repo_dir / "refs" / revision
     if not ref.is_file() or ref.read_text() != commit:
-        write_text_atomic(ref, commit)
+        atomic_write_text(ref, commit)
     return snapshot

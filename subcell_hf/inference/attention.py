@@ -55,7 +55,7 @@ def save_attention_png(path: str | os.PathLike, protein: np.ndarray, attention: 
     """Write `attention_overlay(protein, attention)` as a PNG, atomically."""
     from PIL import Image
 
-    from .outputs import atomic_path
+    from ..atomic import atomic_path
 
     with atomic_path(path) as temporary:
         Image.fromarray(attention_overlay(protein, attention)).save(temporary, format="PNG")

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..data.io import atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 
 RUN_FILE = "run.json"
 CHUNK_TEMPLATE = "chunk-{index:06d}.npz"
@@ -73,27 +72,20 @@ class ChunkStore:
         return {chunk.index for chunk in chunks if self.path(chunk.index).is_file()}
 
     def write(self, index: int, result: ChunkResult) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(index)
-        handle, temporary = tempfile.mkstemp(dir=self.root, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez(
-                    stream,
-                    embeddings=result.embeddings.astype(np.float32, copy=False),
-                    probabilities=(
-                        np.zeros((len(result.embeddings), 0), np.float32)
-                        if result.probabilities is None
-                        else result.probabilities.astype(np.float32, copy=False)
-                    ),
-                    has_probabilities=np.array(result.probabilities is not None),
-                    cells=np.array(json.dumps(result.cells)),
-                    failures=np.array(json.dumps(result.failures)),
-                )
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez(
+                stream,
+                embeddings=result.embeddings.astype(np.float32, copy=False),
+                probabilities=(
+                    np.zeros((len(result.embeddings), 0), np.float32)
+                    if result.probabilities is None
+                    else result.probabilities.astype(np.float32, copy=False)
+                ),
+                has_probabilities=np.array(result.probabilities is not None),
+                cells=np.array(json.dumps(result.cells)),
+                failures=np.array(json.dumps(result.failures)),
+            )
         return path
 
     def read(self, index: int) -> ChunkResult:

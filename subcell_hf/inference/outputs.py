@@ -6,11 +6,9 @@ half-written output. The same `EmbeddingTable` always gives the same bytes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.io import atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 from .chunks import ChunkResult
 
 OUTPUT_FORMATS = ("h5ad", "parquet", "npy")
@@ -118,21 +116,6 @@ def _unique(ids: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ writers
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; on success it replaces `path`, on failure it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def to_anndata(table: EmbeddingTable):
     """An `anndata.AnnData`: X = embeddings, obsm["probabilities"], obs = per-cell table, uns = run facts."""
     import anndata

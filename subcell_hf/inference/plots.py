@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .outputs import atomic_path
+from ..atomic import atomic_path
 
 MAP_METHODS = ("auto", "umap", "pca")
 DEFAULT_COLOR = "top_1"

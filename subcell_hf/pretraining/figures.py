@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ..atomic import atomic_path  # noqa: E402
 from .losses import NORM_PIX_EPSILON  # noqa: E402
 from .masking import patchify, unpatchify  # noqa: E402
 
@@ -50,11 +51,11 @@ def predicted_pixels(
 
 def _save(figure, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(staging, dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(staging, path)
+    try:
+        with atomic_path(path) as staging:
+            figure.savefig(staging, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
 
 

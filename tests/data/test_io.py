@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from subcell_hf.data.io import ImageReadError, atomic_write_text, read_image, write_image
+from subcell_hf.atomic import atomic_write_text
+from subcell_hf.data.io import ImageReadError, read_image, write_image
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif"])

@@ -18,7 +18,7 @@ from subcell_hf.convert import (
     encoder_key_map,
     sha256_of,
 )
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, original_encoder_state_dict, write_release_files
+from subcell_hf.synthetic_release import TINY_ARCHITECTURE, original_encoder_state_dict
 from subcell_hf.variants import RELEASES
 
 RELEASE = RELEASES["all_channels-vit-prots-pool"]
