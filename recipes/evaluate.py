@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from subcell_hf.atomic import atomic_write_text
     from subcell_hf.evaluation import evaluate_shards, model_index_from_results, results_from_evaluation, write_results
-    from subcell_hf.evaluation.embeddings import process_state
+    from subcell_hf.processes import process_state
     from subcell_hf.inference import EmbeddingSettingsError
 
     state = process_state()

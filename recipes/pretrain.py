@@ -16,6 +16,7 @@ configuration or shards, 143 stopped by SIGTERM / SIGUSR1 after saving state (re
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def resolve_preset(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("subcell_hf").setLevel(logging.INFO)  # the run's batch arithmetic, resume point, stop reason
     config, resume = parse_args(resolve_preset(sys.argv[1:] if argv is None else argv), description=__doc__)
     try:
         result = train(config, resume=resume)

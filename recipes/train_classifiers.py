@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EmbeddingSettingsError, FileExistsError, FileNotFoundError, KeyError, ValueError) as error:
         print(f"train_classifiers: error: {error}", file=sys.stderr)
         return 2
-    from subcell_hf.evaluation.embeddings import process_state
+    from subcell_hf.processes import process_state
 
     if process_state().is_main_process:
         print(f"wrote {model_dir}")

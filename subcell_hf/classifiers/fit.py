@@ -91,7 +91,8 @@ def train_localization_model(
     """
     from accelerate.utils import gather_object
 
-    from ..evaluation.embeddings import embed_shards, process_state
+    from ..evaluation.embeddings import embed_shards
+    from ..processes import process_state
 
     state = process_state()
     output_dir = Path(output_dir)

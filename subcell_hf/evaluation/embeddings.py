@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.manifest import multi_hot, parse_locations
+from ..processes import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +64,6 @@ class LabelledEmbeddings:
             None if self.probabilities is None else self.probabilities[rows],
             list(self.probability_classes),
         )
-
-
-def process_state():
-    """The `accelerate` process state of this run (shared by everything that asks for it later).
-
-    `PartialState()` reads `ACCELERATE_USE_CPU` only through `Accelerator`; without `cpu=True` a CPU-only
-    `accelerate launch --multi_gpu` (or `--cpu`) with several processes would give every process a world of one.
-    """
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def embed_shards(

@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .. import __version__
+from ..processes import process_state
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
@@ -322,7 +323,7 @@ def embed(
     `summary.csv` and in `EmbedResult.failures`; the other cells are processed.
     """
     config = config or EmbedConfig(**options)
-    state = _process_state(config)
+    state = process_state(config.device)
     embedding_model = model if isinstance(model, EmbeddingModel) else EmbeddingModel.from_pretrained(
         str(model), config.revision
     )
@@ -358,16 +359,6 @@ def embed(
         result.num_cells, result.failures, result.table = table.num_cells, merged.failures, table
     state.wait_for_everyone()
     return result
-
-
-def _process_state(config: EmbedConfig):
-    """The `accelerate` process state: under `accelerate launch` it joins the process group (gloo on CPU, which
-    `PartialState` only picks with `cpu=True`); alone, it is a single process."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
-
-    on_cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or config.device == "cpu" or not torch.cuda.is_available()
-    return PartialState(cpu=on_cpu)
 
 
 def _start_or_resume(store: ChunkStore, chunks: list[Chunk], settings: dict, overwrite: bool, state) -> set[int]:

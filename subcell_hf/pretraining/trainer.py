@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..data.augment import TwoViewAugmentation
 from ..data.loader import build_pretraining_loader
 from ..data.shards import SUMMARY_FILE, list_shards
+from ..processes import check_distributed, use_cpu_processes
 from .checkpoints import PreemptionWatcher, TrainingState, checkpoint_dir, resolve_resume, save_checkpoint
 from .config import PretrainingConfig
 from .figures import save_attention_figure, save_reconstruction_figure
@@ -71,13 +72,19 @@ def build_accelerator(config: PretrainingConfig) -> Accelerator:
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Several CPU processes (tests, smoke runs): DeepSpeed otherwise picks a backend that sees a world of one.
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
-    return Accelerator(
+    accelerator = Accelerator(
+        cpu=use_cpu_processes(),
         gradient_accumulation_steps=config.train.gradient_accumulation_steps,
         mixed_precision=config.train.mixed_precision,
         log_with=None if config.train.report_to == "none" else config.train.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
         kwargs_handlers=handlers,
     )
+    try:
+        check_distributed(accelerator)
+    except RuntimeError as error:
+        raise InvalidRunError(str(error)) from None
+    return accelerator
 
 
 def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
@@ -381,7 +388,7 @@ class Pretrainer:
             f"{config.data.cells_per_record} cells x {config.train.gradient_accumulation_steps} accumulation = "
             f"global batch of {self.cells_per_step} cells; peak lr {self.peak_learning_rate:.3g}; "
             f"{self.total_steps} steps ({self.warmup_steps} warmup); objectives {self.loss_names[1:]}; "
-            f"distributed {accelerator.distributed_type}",
+            f"distributed {accelerator.distributed_type.value}",
             main_process_only=True,
         )
         self._window_start = time.perf_counter()

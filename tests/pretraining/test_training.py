@@ -185,6 +185,7 @@ def test_two_process_ddp_run_with_gradient_accumulation(synthetic_shards, tmp_pa
         launch_command("multi_cpu.yaml", overrides), cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "2 process(es)" in completed.stderr and "distributed MULTI_CPU" in completed.stderr, completed.stderr[-3000:]
     rows = train_rows(tmp_path)
     assert sorted(rows) == [1, 2, 3]
     assert rows[3]["train/global_batch_cells"] == 2 * 2 * 8 * 2  # processes x records x cells x accumulation
