@@ -27,8 +27,11 @@ def use_cpu_processes(device: str | None = None) -> bool:
 
 
 def process_state(device: str | None = None) -> PartialState:
-    """This run's `PartialState` (a singleton: everything that asks for it later gets the same one)."""
-    return PartialState(cpu=use_cpu_processes(device))
+    """This run's `PartialState` (a singleton: everything that asks for it later gets the same one), checked with
+    `check_distributed`."""
+    state = PartialState(cpu=use_cpu_processes(device))
+    check_distributed(state)
+    return state
 
 
 def check_distributed(accelerator: Accelerator | PartialState) -> None:

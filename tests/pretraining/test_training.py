@@ -231,8 +231,11 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     first = subprocess.run(command + ["--train.stop_after_steps=2"], cwd=ROOT, env=environment,
                            capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "2 process(es)" in first.stderr and "distributed DEEPSPEED" in first.stderr, first.stderr[-3000:]
     checkpoint = list_checkpoints(tmp_path)[-1]
     assert checkpoint.name == "step_00000002" and (checkpoint / "pytorch_model").is_dir()  # a DeepSpeed checkpoint
+    shards = sorted(p.name for p in (checkpoint / "pytorch_model").glob("*optim_states.pt"))
+    assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
     second = subprocess.run(command + ["--resume"], cwd=ROOT, env=environment,
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
