@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 
@@ -9,6 +11,14 @@ import subcell_hf  # noqa: F401  (registers the Auto classes)
 from subcell_hf import SubCellConfig
 from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
 from subcell_hf.variants import RELEASES
+
+
+def free_port() -> int:
+    """A free local port for a launched process group's rendezvous (accelerate's default, 29500, may be taken by
+    another launch on the machine, which would join it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def tiny_config(**overrides) -> SubCellConfig:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from subcell_hf.pretraining import SubCellForPreTraining
 from subcell_hf.pretraining.checkpoints import list_checkpoints
 from subcell_hf.pretraining.config import load_config
 from subcell_hf.pretraining.trainer import NonFiniteLossError, configure_deepspeed, train
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_PRESET = ROOT / "recipes" / "configs" / "tiny.yaml"
@@ -52,15 +52,9 @@ def as_cli(overrides: dict) -> list[str]:
     return [f"--{key}={value}" for key, value in overrides.items()]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def launch_command(accelerate_config: str, overrides: dict, *launch_options: str) -> list[str]:
     """`accelerate launch --config_file recipes/accelerate/<config> recipes/pretrain.py --config tiny ...` on a
-    free rendezvous port (the default 29500 may be taken by another launch on the machine, which would join it)."""
+    free rendezvous port."""
     return [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(ACCELERATE_CONFIGS / accelerate_config), "--main_process_port", str(free_port()), *launch_options,
