@@ -332,6 +332,7 @@ class SubCellModel(SubCellPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
+        kept_patch_indices: torch.LongTensor | None = None,
         **kwargs,
     ) -> SubCellModelOutput | tuple:
         """Encode preprocessed cells.
@@ -340,6 +341,9 @@ class SubCellModel(SubCellPreTrainedModel):
             pixel_values: (B, C, H, W) float crops normalised by `SubCellImageProcessor`; H and W multiples of 16.
             output_hidden_states: also return the embeddings and every layer's output.
             output_attentions: also return the last layer's CLS attention map (the layer stays on SDPA).
+            kept_patch_indices: (B, K) row-major indices of the only patches to encode (MAE pretraining: the
+                visible ones; the CLS token is always kept). The maps then cover those K patches, not the grid:
+                `pool_attentions` and `cls_attentions` are (B, heads, K).
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -350,6 +354,9 @@ class SubCellModel(SubCellPreTrainedModel):
         pixel_values = pixel_values.to(self.embeddings.projection.weight.dtype)
 
         hidden_states = self.embeddings(pixel_values)
+        if kept_patch_indices is not None:
+            index = kept_patch_indices[..., None].expand(-1, -1, hidden_states.shape[-1])
+            hidden_states = torch.cat([hidden_states[:, :1], torch.gather(hidden_states[:, 1:], 1, index)], dim=1)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         cls_attention = None
         for index, layer in enumerate(self.layers):
@@ -361,6 +368,8 @@ class SubCellModel(SubCellPreTrainedModel):
         tokens = self.layernorm(hidden_states)
         embedding, pool_attention = self.pooler(tokens)
         grid = (height // self.config.patch_size, width // self.config.patch_size)
+        if kept_patch_indices is not None:
+            grid = (kept_patch_indices.shape[1],)
         pool_maps = pool_attention[:, :, 1:].reshape(pool_attention.shape[0], pool_attention.shape[1], *grid)
         cls_maps = None
         if cls_attention is not None:

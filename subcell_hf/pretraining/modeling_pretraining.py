@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..atomic import atomic_directory
-from ..models import SubCellImageProcessor, SubCellModel
+from ..models import SubCellImageProcessor, SubCellModel, SubCellModelOutput
 from ..models.modeling_subcell import SubCellLayer, SubCellPreTrainedModel, sincos_position_embeddings
 from . import distributed
 from .configuration_pretraining import SubCellPreTrainingConfig
@@ -151,23 +151,9 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         return PreTrainedModel.save_pretrained(self, save_directory, *args, **kwargs)
 
     # ------------------------------------------------------------------------------------------------ encoder
-    def encode(
-        self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encoder + pooler over all patches, or only over `ids_keep` (B, K) (the CLS token is always kept).
-
-        Returns the final-LayerNorm tokens (B, 1 + K, D), the pooled embedding and the pooler's attention.
-        """
-        encoder = self.subcell
-        tokens = encoder.embeddings(pixel_values.to(encoder.embeddings.projection.weight.dtype))
-        if ids_keep is not None:
-            kept = torch.gather(tokens[:, 1:], 1, ids_keep[..., None].expand(-1, -1, tokens.shape[-1]))
-            tokens = torch.cat([tokens[:, :1], kept], dim=1)
-        for layer in encoder.layers:
-            tokens, _ = layer(tokens)
-        tokens = encoder.layernorm(tokens)
-        embedding, attention = encoder.pooler(tokens)
-        return tokens, embedding, attention
+    def encode(self, pixel_values: torch.Tensor, ids_keep: torch.Tensor | None = None) -> SubCellModelOutput:
+        """The encoder + pooler over all patches, or over the visible patches `ids_keep` (B, K) only."""
+        return self.subcell(pixel_values, kept_patch_indices=ids_keep, return_dict=True)
 
     def sample_patch_mask(self, pixel_values: torch.Tensor, cell_masks: torch.Tensor | None = None) -> PatchMask:
         """Draw the hidden patches of each image (uniform, or object-aware when `object_mask_ratio` is set)."""
@@ -190,7 +176,7 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         if decoder is None:
             raise ValueError("this model has no reconstruction objective (reconstruction_weight is 0)")
         patch_mask = self.sample_patch_mask(pixel_values, cell_masks)
-        tokens, _, _ = self.encode(pixel_values, patch_mask.ids_keep)
+        tokens = self.encode(pixel_values, patch_mask.ids_keep).last_hidden_state
         grid = (pixel_values.shape[-2] // self.config.patch_size, pixel_values.shape[-1] // self.config.patch_size)
         return decoder(tokens, patch_mask.ids_restore, grid), patch_mask.mask
 
@@ -229,7 +215,8 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
             if cell_masks is not None:
                 masks = torch.cat([cell_masks] + ([second_view_cell_masks] if num_views == 2 else []))
             patch_mask = self.sample_patch_mask(images, masks)
-        tokens, embeddings, _ = self.encode(images, patch_mask.ids_keep if patch_mask is not None else None)
+        encoded = self.encode(images, patch_mask.ids_keep if patch_mask is not None else None)
+        tokens, embeddings = encoded.last_hidden_state, encoded.pooler_output
 
         output = SubCellPreTrainingOutput(embeddings=embeddings)
         if heads.decoder is not None:

@@ -61,6 +61,32 @@ def test_embedding_is_the_attention_weighted_sum_of_tokens_head_zero_first():
     torch.testing.assert_close(output.pool_attentions, attention[:, :, 1:].reshape(2, 2, 4, 4))
 
 
+def test_kept_patch_indices_encode_only_those_patches_at_their_own_positions():
+    """MAE pretraining encodes the visible patches only. Position embeddings are added before the selection, so the
+    order of the kept patches does not matter (attention and the pooler are permutation-equivariant/invariant), and
+    a subset is encoded as if the other patches did not exist."""
+    model = SubCellModel(tiny_config()).eval()
+    pixels = torch.rand(2, 4, 64, 64)
+    full = model(pixels, output_attentions=True)
+    reversed_order = torch.arange(15, -1, -1).expand(2, 16)
+    shuffled = model(pixels, kept_patch_indices=reversed_order, output_attentions=True)
+    torch.testing.assert_close(shuffled.pooler_output, full.pooler_output, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shuffled.last_hidden_state[:, 1:], full.last_hidden_state[:, 1:].flip(1), rtol=1e-5, atol=1e-6)
+    assert shuffled.pool_attentions.shape == (2, 2, 16) and shuffled.cls_attentions.shape == (2, 4, 16)
+    torch.testing.assert_close(shuffled.pool_attentions, full.pool_attentions.flatten(2).flip(2), rtol=1e-5, atol=1e-6)
+
+    kept = torch.tensor([[0, 5, 10, 15], [3, 2, 1, 0]])
+    subset = model(pixels, kept_patch_indices=kept)
+    assert subset.last_hidden_state.shape == (2, 5, 64) and subset.pool_attentions.shape == (2, 2, 4)
+    # the same as encoding a sequence that only has those tokens: run the layers by hand on the gathered tokens
+    tokens = model.embeddings(pixels)
+    tokens = torch.cat([tokens[:, :1], torch.stack([tokens[b, 1:][kept[b]] for b in range(2)])], dim=1)
+    for layer in model.layers:
+        tokens, _ = layer(tokens)
+    torch.testing.assert_close(subset.last_hidden_state, model.layernorm(tokens))
+    assert not torch.allclose(subset.pooler_output, full.pooler_output, atol=1e-3)
+
+
 def test_sdpa_and_eager_agree_and_attention_maps_do_not_make_the_model_eager(monkeypatch):
     config = tiny_config()
     sdpa = SubCellModel(config).eval()

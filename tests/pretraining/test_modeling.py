@@ -57,16 +57,17 @@ def test_vit_prots_pool_has_only_the_supcon_head():
     torch.testing.assert_close(output.loss, output.protein_contrastive_loss)
 
 
-def test_masked_encoder_matches_the_model_when_nothing_is_hidden(tiny_mae_config):
+def test_reconstruction_encodes_only_the_visible_patches(tiny_mae_config, monkeypatch):
     model = SubCellForPreTraining(tiny_mae_config).eval()
+    seen = []
+    forward = model.subcell.forward
+    monkeypatch.setattr(model.subcell, "forward", lambda *a, **k: seen.append(k.get("kept_patch_indices")) or forward(*a, **k))
     pixels = _batch()["pixel_values"]
-    everything = torch.arange(16).expand(8, 16)
-    tokens, embedding, _ = model.encode(pixels, everything)
-    reference = model.subcell(pixels)
-    torch.testing.assert_close(tokens, reference.last_hidden_state)
-    torch.testing.assert_close(embedding, reference.pooler_output)
-    # the kept subset is what the encoder sees: dropping patches changes the embedding
-    assert not torch.allclose(model.encode(pixels, everything[:, :12])[1], embedding)
+    _, mask = model.reconstruct(pixels)
+    kept = seen[-1]
+    assert kept.shape == (8, 16 - round(16 * tiny_mae_config.mask_ratio))  # 16 patches of 16 px in a 64-px crop
+    for row, hidden in zip(kept, mask):  # the kept patches are exactly the ones the loss does not score
+        assert set(row.tolist()) == set(torch.nonzero(hidden == 0).flatten().tolist())
 
 
 def test_object_aware_masking_uses_the_cell_masks():
