@@ -106,6 +106,10 @@ class TrainConfig:
     save_every: int = field(default=1000, metadata={"help": "optimizer steps between checkpoints (0: only at end)"})
     keep_checkpoints: int = field(default=3, metadata={"help": "most recent checkpoints kept"})
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, trackio or none"})
+    sync_batch_norm: bool = field(
+        default=False,
+        metadata={"help": "projector BatchNorm statistics over all GPU processes (SimCLR's global BN), not per GPU"},
+    )
     stop_after_steps: int | None = field(
         default=None, metadata={"help": "end this session after this many optimizer steps (the schedule is unchanged)"}
     )

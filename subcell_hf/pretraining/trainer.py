@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from torch import nn
 from accelerate.logging import get_logger
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, set_seed
 from tqdm.auto import tqdm
@@ -100,6 +101,19 @@ def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
     return model
 
 
+def apply_sync_batch_norm(model: nn.Module, config: PretrainingConfig, accelerator) -> nn.Module:
+    """With `train.sync_batch_norm` and several processes, the projectors' BatchNorm layers compute their batch
+    statistics over the global batch (`torch.nn.SyncBatchNorm`, CUDA only); the state dict keys do not change."""
+    if not config.train.sync_batch_norm or accelerator.num_processes == 1:
+        return model
+    if accelerator.device.type != "cuda":
+        raise InvalidRunError(
+            f"train.sync_batch_norm needs CUDA processes (torch.nn.SyncBatchNorm), found device {accelerator.device}; "
+            "drop --train.sync_batch_norm for CPU runs"
+        )
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 def configure_deepspeed(plugin, config: PretrainingConfig, num_processes: int) -> None:
     """Fill the DeepSpeed values that Accelerate cannot infer because the loader is not `prepare`d (NOTES):
     train_batch_size = micro batch x accumulation x processes (DeepSpeed checks this rule), and our clipping."""
@@ -145,7 +159,7 @@ class Pretrainer:
         self.cells_per_step = config.cells_per_step(self.num_processes)
 
         set_seed(config.train.seed)  # identical initial weights on every process
-        model = build_model(config)
+        model = apply_sync_batch_norm(build_model(config), config, self.accelerator)
         self.model_config = model.config
         self.loss_names = ("loss",) + model.config.objectives
         optimizer = build_optimizer(

@@ -237,3 +237,22 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     assert sorted(rows) == [1, 2, 3, 4] and rows[4]["train/global_batch_cells"] == 2 * 2 * 8
     assert rows[3]["train/learning_rate"] < rows[2]["train/learning_rate"]  # the schedule continued
     assert AutoModel.from_pretrained(tmp_path / "encoder").config.hidden_size == 64
+
+
+def test_sync_batch_norm_converts_the_projectors_on_gpu_processes_only():
+    from types import SimpleNamespace
+
+    from subcell_hf.pretraining.trainer import InvalidRunError, apply_sync_batch_norm, build_model
+
+    config = load_config(TINY_PRESET, {"train.sync_batch_norm": True})
+    model = build_model(config)
+    keys = set(model.state_dict())
+    alone = SimpleNamespace(num_processes=1, device=torch.device("cpu"))
+    assert apply_sync_batch_norm(model, config, alone) is model
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+    with pytest.raises(InvalidRunError, match=r"sync_batch_norm needs CUDA processes.*found device cpu"):
+        apply_sync_batch_norm(model, config, SimpleNamespace(num_processes=2, device=torch.device("cpu")))
+    converted = apply_sync_batch_norm(model, config, SimpleNamespace(num_processes=2, device=torch.device("cuda", 0)))
+    synced = [m for m in converted.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
+    assert len(synced) == 2 * len(config.model.build_config().projector_hidden_sizes)  # both projectors
+    assert set(converted.state_dict()) == keys  # checkpoints and exports are unchanged
