@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from subcell_hf.processes import quiet_deepspeed_probe
+
+    quiet_deepspeed_probe()
 
     import yaml
 

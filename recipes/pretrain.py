@@ -25,6 +25,7 @@ from accelerate import PartialState
 import subcell_hf  # noqa: F401  (registers the Auto classes)
 from subcell_hf.pretraining.config import parse_args
 from subcell_hf.pretraining.trainer import InvalidRunError, NonFiniteLossError, train
+from subcell_hf.processes import quiet_deepspeed_probe
 
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PREEMPTED_EXIT_CODE = 143
@@ -49,6 +50,7 @@ def resolve_preset(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logging.getLogger("subcell_hf").setLevel(logging.INFO)  # the run's batch arithmetic, resume point, stop reason
+    quiet_deepspeed_probe()
     config, resume = parse_args(resolve_preset(sys.argv[1:] if argv is None else argv), description=__doc__)
     try:
         result = train(config, resume=resume)

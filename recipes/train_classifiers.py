@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from subcell_hf.processes import quiet_deepspeed_probe
+
+    quiet_deepspeed_probe()
     from subcell_hf.classifiers import CLASS_SETS, ClassifierTrainingConfig, train_localization_model
     from subcell_hf.inference import EmbeddingSettingsError
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 #: command name -> (module under subcell_hf.commands, one-line help)
@@ -31,18 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_deepspeed_probe() -> None:
-    """accelerate imports deepspeed (when installed) while unwrapping models; on a machine without CUDA deepspeed
-    then prints an accelerator-detection warning on stdout, which would corrupt command output. Naming the CPU
-    accelerator up front silences it; GPU machines are untouched."""
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-
-
 def main(argv: list[str] | None = None) -> int:
-    _quiet_deepspeed_probe()
+    from .processes import quiet_deepspeed_probe
+
+    quiet_deepspeed_probe()
     args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
 

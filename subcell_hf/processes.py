@@ -45,4 +45,12 @@ def check_distributed(accelerator: Accelerator | PartialState) -> None:
         )
 
 
-__all__ = ["check_distributed", "process_state", "use_cpu_processes"]
+def quiet_deepspeed_probe() -> None:
+    """accelerate imports deepspeed (when installed) while preparing or unwrapping models; on a machine without CUDA
+    deepspeed then prints an accelerator-detection warning on stdout, which would corrupt command output. Naming
+    the CPU accelerator up front silences it (it is what deepspeed falls back to); GPU machines are untouched."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+__all__ = ["check_distributed", "process_state", "quiet_deepspeed_probe", "use_cpu_processes"]

@@ -1,3 +1,4 @@
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -33,3 +34,15 @@ def test_processes_that_would_run_alone_are_refused(monkeypatch):
     check_distributed(SimpleNamespace(distributed_type=DistributedType.MULTI_CPU))
     monkeypatch.setenv("WORLD_SIZE", "1")
     check_distributed(SimpleNamespace(distributed_type=DistributedType.NO))
+
+
+def test_deepspeed_is_told_the_cpu_accelerator_only_without_cuda(monkeypatch):
+    from subcell_hf.processes import quiet_deepspeed_probe
+
+    monkeypatch.delenv("DS_ACCELERATOR", raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    quiet_deepspeed_probe()
+    assert "DS_ACCELERATOR" not in os.environ
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    quiet_deepspeed_probe()
+    assert os.environ["DS_ACCELERATOR"] == "cpu"
