@@ -64,7 +64,9 @@ def launch_command(accelerate_config: str, overrides: dict, *launch_options: str
 
 def metrics(output_dir: Path) -> list[dict]:
     path = output_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    text = path.read_text() if path.exists() else ""
+    complete = text[: text.rfind("\n") + 1]  # a running process may be in the middle of a line
+    return [json.loads(line) for line in complete.splitlines()]
 
 
 def train_rows(output_dir: Path) -> dict[int, dict]:
