@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 
-import pytest
-import torch
+# Before any Hugging Face library is imported: datasets, evaluate and hub caches of the test run (and of the
+# processes it launches) live in a throwaway folder, never in the user's ~/.cache/huggingface.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="subcell-hf-tests-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
-import subcell_hf  # noqa: F401  (registers the Auto classes)
-from subcell_hf import SubCellConfig
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
-from subcell_hf.variants import RELEASES
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from accelerate.state import AcceleratorState, GradientState  # noqa: E402
+
+import subcell_hf  # noqa: E402, F401  (registers the Auto classes)
+from subcell_hf import SubCellConfig  # noqa: E402
+from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files  # noqa: E402
+from subcell_hf.variants import RELEASES  # noqa: E402
 
 
 def free_port() -> int:
@@ -58,6 +68,22 @@ def tiny_converted(tiny_release_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted") / "all_channels-vit-prots-pool"
     convert_release(RELEASES["all_channels-vit-prots-pool"], tiny_release_dir, out)
     return out
+
+
+def reset_accelerate_state() -> None:
+    """Forget accelerate's process-wide singletons, so that the next `Accelerator` / `PartialState` starts afresh."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process_state():
+    """No test sees environment variables or an accelerate state left behind by another."""
+    environment = dict(os.environ)
+    yield
+    reset_accelerate_state()
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from subcell_hf.cli import main
@@ -85,7 +86,12 @@ def test_two_process_launch_splits_chunks_and_merges_like_one_process(tiny_conve
     """`accelerate launch` with 2 CPU processes: each rank computes its chunks, rank 0 merges the same file."""
     from subcell_hf.inference import embed
 
-    single = embed(tiny_converted, wrapper_csv, tmp_path / "single", chunk_size=2, num_workers=0, progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the launched processes (OMP_NUM_THREADS=1): the files are compared byte for byte
+    try:
+        single = embed(tiny_converted, wrapper_csv, tmp_path / "single", chunk_size=2, num_workers=0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

@@ -35,7 +35,9 @@ def test_command_line_one_liner_resolves_the_auto_classes(tiny_converted):
         "type(t.AutoModelForImageClassification.from_pretrained(p)).__name__, "
         "type(t.AutoImageProcessor.from_pretrained(p)).__name__)"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(tiny_converted)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_converted)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "SubCellConfig", "SubCellModel", "SubCellForProteinLocalization", "SubCellImageProcessor"
@@ -72,7 +74,7 @@ def test_trust_remote_code_load_without_the_package(tiny_converted, tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-c", script, str(tiny_converted), str(tmp_path / "cell.npy")],
-        capture_output=True, text=True, cwd=tmp_path, env=env,
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

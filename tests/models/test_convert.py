@@ -107,7 +107,9 @@ def test_existing_output_is_not_overwritten_without_permission(tiny_release_dir,
 
 
 def test_cli_converts_and_reports_errors(tiny_release_dir, tmp_path):
-    run = lambda *args: subprocess.run([sys.executable, "-m", "subcell_hf", *args], capture_output=True, text=True)  # noqa: E731
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "subcell_hf", *args], capture_output=True, text=True, timeout=300
+    )
     help_text = run("convert", "--help")
     assert help_text.returncode == 0 and "--release-dir" in help_text.stdout
     ok = run("convert", "--release", "dna-protein-mae-cells-prots-pool", "--release-dir", str(tiny_release_dir),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DeepSpeedPlugin
 from safetensors.torch import load_file
 from transformers import AutoModel
@@ -23,7 +23,7 @@ from subcell_hf.pretraining import SubCellForPreTraining
 from subcell_hf.pretraining.checkpoints import list_checkpoints
 from subcell_hf.pretraining.config import load_config
 from subcell_hf.pretraining.trainer import NonFiniteLossError, configure_deepspeed, train
-from tests.conftest import free_port
+from tests.conftest import free_port, reset_accelerate_state
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_PRESET = ROOT / "recipes" / "configs" / "tiny.yaml"
@@ -77,21 +77,13 @@ def checkpoint_weights(output_dir: Path, step: int) -> dict[str, torch.Tensor]:
     return load_file(output_dir / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-
-
 @pytest.fixture(scope="module")
 def reference_run(synthetic_shards, tmp_path_factory):
     """An uninterrupted in-process run of TOTAL_STEPS steps, validated at the end."""
     output_dir = tmp_path_factory.mktemp("reference")
     config = load_config(TINY_PRESET, run_overrides(output_dir, synthetic_shards, **{"eval.every": TOTAL_STEPS}))
     result = train(config)
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     return result
 
 
@@ -220,11 +212,17 @@ def test_deepspeed_configs_are_accepted(accelerate_config):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not (shutil.which("c++") or shutil.which("g++")), reason="DeepSpeed's CPU backend compiles a C++ extension"
+)
 def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp_path):
     overrides = run_overrides(tmp_path, synthetic_shards, **{"optim.max_steps": 4, "optim.warmup_steps": 1})
-    command = launch_command("deepspeed_zero2.yaml", overrides, "--num_processes", "2")
+
+    def command(**extra) -> list[str]:  # a fresh rendezvous port for each launch
+        return launch_command("deepspeed_zero2.yaml", {**overrides, **extra}, "--num_processes", "2")
+
     environment = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}  # it would drop DeepSpeed
-    first = subprocess.run(command + ["--train.stop_after_steps=2"], cwd=ROOT, env=environment,
+    first = subprocess.run(command(**{"train.stop_after_steps": 2}), cwd=ROOT, env=environment,
                            capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "2 process(es)" in first.stderr and "distributed DEEPSPEED" in first.stderr, first.stderr[-3000:]
@@ -232,7 +230,7 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     assert checkpoint.name == "step_00000002" and (checkpoint / "pytorch_model").is_dir()  # a DeepSpeed checkpoint
     shards = sorted(p.name for p in (checkpoint / "pytorch_model").glob("*optim_states.pt"))
     assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
-    second = subprocess.run(command + ["--resume"], cwd=ROOT, env=environment,
+    second = subprocess.run(command() + ["--resume"], cwd=ROOT, env=environment,
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     rows = train_rows(tmp_path)
