@@ -113,7 +113,7 @@ def main() -> int:
     pretrained = AutoModel.from_pretrained(run / "encoder")
     torch.manual_seed(0)
     random_init = SubCellModel(pretrained.config)
-    cells, labels, antibodies = load_validation_cells(str(validation), pretrained.config.channel_names, 100_000)
+    cells, labels, antibodies, _ = load_validation_cells(str(validation), pretrained.config.channel_names, 100_000)
     results = {
         "pretrained": score(pretrained, cells, labels, antibodies),
         "random_init": score(random_init, cells, labels, antibodies),

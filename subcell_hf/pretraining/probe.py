@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -99,25 +101,36 @@ def probe_metrics(
     return metrics
 
 
-def load_validation_cells(
-    shards: str, channel_names: list[str], num_cells: int
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """The first `num_cells` cells of the validation shards: raw crops, 35-class labels, antibody ids."""
-    cells, labels, antibodies = [], [], []
+class ValidationCells(NamedTuple):
+    """Raw crops (N, C, H, W) float32, 35-class labels (N, 35), antibody ids (N,), cell masks (N, 1, H, W)."""
+
+    cells: torch.Tensor
+    labels: np.ndarray
+    antibody_ids: np.ndarray
+    masks: torch.Tensor
+
+
+def load_validation_cells(shards: str, channel_names: list[str], num_cells: int) -> ValidationCells:
+    """The first `num_cells` cells of the validation shards."""
+    cells, labels, antibodies, masks = [], [], [], []
     for record in iter_records(shards):
         channels = [record["channels"].index(name) for name in channel_names]
         cells.append(torch.from_numpy(record["cells"][:, channels].astype(np.float32)))
+        masks.append(torch.from_numpy(record["masks"][:, None].astype(np.float32)))
         labels += [cell["labels"] for cell in record["metadata"]]
         antibodies += [record["antibody_id"]] * len(record["cells"])
         if len(antibodies) >= num_cells:
             break
     if not cells:
         raise ValueError(f"validation shards {shards}: no records")
-    return (
+    return ValidationCells(
         torch.cat(cells)[:num_cells],
         np.asarray(labels[:num_cells], dtype=np.float32),
         np.asarray(antibodies[:num_cells]),
+        torch.cat(masks)[:num_cells],
     )
 
 
-__all__ = ["antibody_split", "embed_cells", "fit_linear_probe", "load_validation_cells", "probe_metrics"]
+__all__ = [
+    "ValidationCells", "antibody_split", "embed_cells", "fit_linear_probe", "load_validation_cells", "probe_metrics",
+]

@@ -301,12 +301,14 @@ class Pretrainer:
         metrics: dict[str, float] = {}
         if self.accelerator.is_main_process and self.config.data.validation_shards:
             model = self.accelerator.unwrap_model(self.model)
-            cells, labels, antibody_ids = load_validation_cells(
+            validation = load_validation_cells(
                 self.config.data.validation_shards, self.model_config.channel_names, self.config.eval.num_cells
             )
-            embeddings = embed_cells(model.subcell, cells)
-            metrics = {f"eval/{k}": v for k, v in probe_metrics(embeddings, labels, antibody_ids).items()}
-            self._figures(model, cells[: self.config.eval.num_figures])
+            embeddings = embed_cells(model.subcell, validation.cells)
+            scores = probe_metrics(embeddings, validation.labels, validation.antibody_ids)
+            metrics = {f"eval/{k}": v for k, v in scores.items()}
+            figures = self.config.eval.num_figures
+            self._figures(model, validation.cells[:figures], validation.masks[:figures])
             self._record(metrics)
             shown = " ".join(f"{name}={value:.4f}" for name, value in metrics.items())
             tqdm.write(f"validation at step {self.state.step}: {shown}")
@@ -314,7 +316,7 @@ class Pretrainer:
         return metrics
 
     @torch.no_grad()
-    def _figures(self, model: SubCellForPreTraining, cells: torch.Tensor) -> None:
+    def _figures(self, model: SubCellForPreTraining, cells: torch.Tensor, masks: torch.Tensor) -> None:
         if not len(cells):
             return
         from ..models import min_max_normalize
@@ -328,7 +330,7 @@ class Pretrainer:
         attentions = model.subcell(pixels).pool_attentions
         save_attention_figure(figures / f"attention_step{self.state.step:08d}.png", pixels, attentions, channels)
         if model.pretraining_heads.decoder is not None:
-            reconstruction, patch_mask = model.reconstruct(pixels)
+            reconstruction, patch_mask = model.reconstruct(pixels, masks.to(device))  # object-aware masking needs them
             save_reconstruction_figure(
                 figures / f"reconstruction_step{self.state.step:08d}.png", pixels, reconstruction, patch_mask,
                 self.model_config.patch_size, channels, self.model_config.norm_pix_loss,

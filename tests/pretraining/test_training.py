@@ -256,3 +256,14 @@ def test_sync_batch_norm_converts_the_projectors_on_gpu_processes_only():
     synced = [m for m in converted.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
     assert len(synced) == 2 * len(config.model.build_config().projector_hidden_sizes)  # both projectors
     assert set(converted.state_dict()) == keys  # checkpoints and exports are unchanged
+
+
+def test_validation_figures_use_the_cell_masks_for_object_aware_masking(synthetic_shards, tmp_path):
+    """Object-aware masking needs each cell's mask: validation hands the validation cells' masks to the figures."""
+    config = load_config(
+        TINY_PRESET, run_overrides(tmp_path, synthetic_shards, **{"optim.max_steps": 2, "optim.warmup_steps": 1, "eval.every": 2})
+    )
+    config.model.config_overrides["object_mask_ratio"] = 0.5
+    result = train(config)
+    assert result.step == 2 and "eval/knn_accuracy" in result.last_metrics
+    assert (tmp_path / "figures" / "reconstruction_step00000002.png").is_file()
