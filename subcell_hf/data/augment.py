@@ -107,12 +107,14 @@ class TwoViewAugmentation(nn.Module):
                 f"the batch holds {cells.shape[0]} cells, not a multiple of cells_per_record={cells_per_record}"
             )
         generator = _cpu_generator(generator)
-        images = min_max_normalize(cells)
+        images = cells.float()
         masks = masks.to(images.dtype)
         output = {}
         for view in (1, 2):
+            # SPEC section 7: multiply the raw cell by its mask, then min-max (so a camera offset in the background
+            # does not shift the masked cell's intensities), then augment
             masked = self.masked_cells(cells.shape[0], cells_per_record, generator).to(images.device)
-            view_images = torch.where(masked.view(-1, 1, 1, 1), images * masks, images)
+            view_images = min_max_normalize(torch.where(masked.view(-1, 1, 1, 1), images * masks, images))
             view_images, view_masks = self.geometric(view_images, masks, generator)
             if view == 2:
                 view_images = self.photometric(view_images, generator)

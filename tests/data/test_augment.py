@@ -67,6 +67,20 @@ def test_views_use_the_global_min_max_not_per_channel():
     assert view1[:, 0].max() < 0.02  # the dim channel stays dim: one scale for all channels
 
 
+def test_masked_cells_are_masked_before_the_min_max():
+    """SPEC section 7: multiply the raw cell by its mask, then min-max. With a camera offset in the background
+    (raw minimum 10), normalising first would leave the masked cell's intensities shifted."""
+    augmentation = TwoViewAugmentation(**IDENTITY, masked_fraction=1.0)
+    cells = torch.full((8, 2, 32, 32), 10.0)
+    cells[:, :, 8:24, 8:24] = 40.0
+    cells[:, 1, 12:20, 12:20] = 110.0
+    masks = torch.zeros(8, 1, 32, 32)
+    masks[:, :, 8:24, 8:24] = 1
+    view1 = augmentation(cells, masks, generator=torch.Generator().manual_seed(0))["view1"]
+    torch.testing.assert_close(view1, min_max_normalize(cells * masks), rtol=0, atol=1e-5)
+    assert view1[0, 0, 10, 10].item() == pytest.approx(40 / 110, abs=1e-5)  # not (40 - 10) / (110 - 10)
+
+
 def test_photometric_view_stays_normalised_and_differs():
     augmentation = TwoViewAugmentation()
     cells, masks = torch.rand(16, 4, 32, 32) * 4000, blob_masks()
