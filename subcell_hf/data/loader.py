@@ -47,10 +47,13 @@ def draw_cells(
     """Indices of `num_draws` draws of `cells_per_record` cells from one record (default: ``n // cells_per_record``,
     at least 1, so that one visit of a record uses each cell at most once when it has enough cells).
 
-    Cells are taken round-robin over their groups (the (cell line, plate position) of each cell, in random group
-    order, random order within a group), so each draw spreads over the groups. A pass over all n cells is
-    followed by a new shuffled pass: a record with fewer cells than needed repeats cells (every cell appears
-    before any repeats) instead of looping forever. Always terminates: each pass adds n >= 1 cells.
+    Cells are lined up round-robin over their groups (the (cell line, plate position) of each cell, in random
+    group order, random order within a group) and dealt to the draws in turn (cell k of the line to draw
+    k mod num_draws), so every draw gets its share of every group: with groups of 48, 8 and 8 cells, each of
+    the 8 draws holds 6, 1 and 1 (consecutive slices of the line would give the last draws the big group only).
+    A pass over all n cells is followed by a new shuffled pass: a record with fewer cells than needed repeats
+    cells (every cell appears before any repeats) instead of looping forever. Always terminates: each pass adds
+    n >= 1 cells.
     """
     count = len(groups)
     if count == 0:
@@ -70,7 +73,8 @@ def draw_cells(
             for queue in queues:
                 sequence.append(queue.pop())
             queues = [queue for queue in queues if queue]
-    return [sequence[i * cells_per_record : (i + 1) * cells_per_record] for i in range(num_draws)]
+    sequence = sequence[:needed]
+    return [sequence[i::num_draws] for i in range(num_draws)]
 
 
 def select_channels(record: dict, channel_names: Sequence[str] | None) -> dict:

@@ -24,10 +24,24 @@ def test_draws_spread_evenly_over_groups():
         assert set(Counter(groups[i] for i in draw).values()) == {2}  # 4 groups x 2 cells
 
 
-def test_small_groups_still_reach_the_draw():
+def test_small_groups_still_reach_the_draws():
     groups = ["big"] * 30 + ["small_1"] * 2 + ["small_2"] * 1
-    first = draw_cells(groups, 8, random.Random(1))[0]
-    assert {groups[i] for i in first} == {"big", "small_1", "small_2"}
+    for seed in range(5):
+        draws = draw_cells(groups, 8, random.Random(seed))
+        assert len(draws) == 4 and all(len(draw) == 8 for draw in draws)
+        holding = {name: [k for k, draw in enumerate(draws) for i in draw if groups[i] == name] for name in groups}
+        assert len(holding["small_2"]) == 1  # the dropped 33rd cell is a big one: every small cell is drawn
+        assert len(set(holding["small_1"])) == 2  # and the two small_1 cells go to different draws
+
+
+def test_uneven_groups_are_spread_over_every_draw():
+    """A big group must not fill the last draws on its own (SPEC section 7: draws spread over the groups)."""
+    groups = ["A"] * 48 + ["B"] * 8 + ["C"] * 8
+    for seed in range(5):
+        draws = draw_cells(groups, 8, random.Random(seed))
+        assert sorted(sum(draws, [])) == list(range(64))  # each cell once per visit
+        for draw in draws:
+            assert Counter(groups[i] for i in draw) == {"A": 6, "B": 1, "C": 1}
 
 
 @pytest.mark.parametrize("count", [1, 3, 7])
