@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="encoder autocast (default: %(default)s)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing <output>/model")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing <output>/model, and recompute an embedding cache made with another encoder or shards",
+    )
     return parser
 
 

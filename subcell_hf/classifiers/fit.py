@@ -86,12 +86,15 @@ def train_localization_model(
         embedding_cache: where embeddings are cached (default `<output_dir>/embeddings`); reused when the encoder
             and shards are unchanged.
         embed_options: `subcell_hf.inference.EmbedConfig` fields for the embedding pass (batch size, precision...).
+        overwrite: replace an existing `model/`, and recompute an embedding cache made with other settings
+            (without it, both are refused).
 
     Returns the path of the saved model folder (on every process).
     """
     from accelerate.utils import gather_object
 
     from ..evaluation.embeddings import embed_shards
+    from ..inference import EmbeddingSettingsError
     from ..processes import process_state
 
     state = process_state()
@@ -100,13 +103,15 @@ def train_localization_model(
     if model_dir.exists() and not overwrite:
         raise FileExistsError(f"{model_dir} exists; pass overwrite=True (--overwrite) or choose another output folder")
     encoder_model = load_encoder(encoder)
-    labelled = embed_shards(
-        encoder_model,
-        shards,
-        embedding_cache or output_dir / EMBEDDINGS_DIRNAME,
-        progress=show_progress and state.is_main_process,
-        **(embed_options or {}),
-    )
+    cache = embedding_cache or output_dir / EMBEDDINGS_DIRNAME
+    options = {"progress": show_progress and state.is_main_process, **(embed_options or {})}
+    try:
+        labelled = embed_shards(encoder_model, shards, cache, **options)
+    except EmbeddingSettingsError:
+        if not overwrite:
+            raise
+        # the cache holds another encoder's or other shards' embeddings: with overwrite, compute them afresh
+        labelled = embed_shards(encoder_model, shards, cache, **{**options, "overwrite": True})
     class_names = resolve_classes(classes, labelled.locations())
     labels = labelled.labels(class_names)
     labelled_rows = labels.any(axis=1)

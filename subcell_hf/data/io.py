@@ -47,8 +47,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except Exception as error:  # any decoder failure: truncated file, wrong format, ...
         raise ImageReadError(f"{path}: unreadable image ({type(error).__name__}: {error})") from error
     array = np.squeeze(array)
-    if array.ndim == 3 and array.shape[-1] in (3, 4) and _equal_colours(array):
-        array = array[..., 0]
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        # RGB(A) files of one channel: grey (equal colours) or the signal in one colour (e.g. a green protein
+        # channel); the brightest colour of each pixel, as the original wrapper reads them (alpha dropped)
+        array = array[..., 0] if _equal_colours(array) else array[..., :3].max(axis=-1)
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a single 2-D plane (H, W), found shape {tuple(array.shape)}")
     return np.ascontiguousarray(array)

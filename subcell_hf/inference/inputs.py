@@ -109,8 +109,8 @@ class WrapperCsvSource(CellSource):
     """The original SubCell wrapper's `path_list.csv`: one cell crop per row, one image file per channel.
 
     Columns `r_image, y_image, b_image, g_image` (microtubules, ER, DNA, protein) and `output_prefix` (the cell's
-    id, which names its per-cell files; it may contain `/` for subfolders). The legacy `output_folder` column is
-    joined in front of the prefix. Lines starting with `#` are comments (a `#` in front of the header is allowed),
+    id, which names its per-cell files; it may contain `/` for subfolders, and a leading `/` is read relative to
+    the output folder). The legacy `output_folder` column is joined in front of the prefix. Lines starting with `#` are comments (a `#` in front of the header is allowed),
     blank lines are skipped, a channel the model does not use may be blank. Relative image paths are resolved
     against the CSV's folder. Other columns are kept as per-cell metadata.
     """
@@ -153,7 +153,9 @@ class WrapperCsvSource(CellSource):
             prefix = record.get("output_prefix", "")
             if record.get("output_folder"):
                 prefix = str(PurePosixPath(record["output_folder"]) / prefix)
-            cell_id = prefix or f"line{number}"
+            # a leading "/" (the original README's "/subfolder_1/sample_1", or an absolute legacy output_folder)
+            # names a path under the output folder, as the wrapper's string concatenation did
+            cell_id = prefix.replace("\\", "/").lstrip("/") or f"line{number}"
             if cell_id in seen:
                 raise ValueError(
                     f"{self.path} line {number}: output_prefix {cell_id!r} repeats line {seen[cell_id]}; "
@@ -345,9 +347,11 @@ class ShardSource(CellSource):
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for url in self.urls:
-            size = os.path.getsize(url) if os.path.isfile(url) else -1
-            digest.update(f"{Path(url).name}\0{size}\n".encode())
+        for url in self.urls:  # size and modification time: a shard rewritten in place (tar sizes are padded to
+            # 10 KiB blocks, so regenerated shards often keep their size) is not mistaken for the old one
+            stat = os.stat(url) if os.path.isfile(url) else None
+            size, modified = (stat.st_size, stat.st_mtime_ns) if stat else (-1, -1)
+            digest.update(f"{Path(url).name}\0{size}\0{modified}\n".encode())
         return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:

@@ -26,16 +26,22 @@ def test_label_masks_above_uint16_need_tiff(tmp_path):
     np.testing.assert_array_equal(read_image(write_image(tmp_path / "mask.tif", labels)), labels)
 
 
-def test_rgb_file_with_equal_colours_reads_as_one_plane(tmp_path):
+def test_rgb_files_read_as_one_plane_like_the_original_wrapper(tmp_path):
     from PIL import Image
 
     plane = np.arange(64, dtype=np.uint8).reshape(8, 8)
     Image.fromarray(np.stack([plane] * 3, -1)).save(tmp_path / "grey.png")
     np.testing.assert_array_equal(read_image(tmp_path / "grey.png"), plane)
-    Image.fromarray(np.stack([plane, plane, plane[::-1]], -1)).save(tmp_path / "colour.png")
-    expected = r"colour.png: expected a single 2-D plane \(H, W\), found shape \(8, 8, 3\)"
-    with pytest.raises(ImageReadError, match=expected):
-        read_image(tmp_path / "colour.png")
+    zeros = np.zeros_like(plane)
+    Image.fromarray(np.stack([zeros, plane, zeros], -1)).save(tmp_path / "green.png")  # a protein channel in green
+    np.testing.assert_array_equal(read_image(tmp_path / "green.png"), plane)
+    Image.fromarray(np.stack([plane, zeros, plane[::-1], np.full_like(plane, 255)], -1)).save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), np.maximum(plane, plane[::-1]))  # alpha ignored
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((2, 8, 8), np.uint8))  # two planes: not one channel
+    with pytest.raises(ImageReadError, match=r"stack.tif: expected a single 2-D plane \(H, W\), found shape \(2, 8, 8\)"):
+        read_image(tmp_path / "stack.tif")
 
 
 def test_missing_and_corrupt_files_name_the_file(tmp_path):

@@ -119,6 +119,23 @@ def test_second_run_reuses_the_embedding_cache(trained):
     assert {path: path.stat().st_mtime_ns for path in before} == before
 
 
+def test_overwrite_recomputes_an_embedding_cache_of_another_encoder(trained, tmp_path):
+    output, argv = trained
+    torch.manual_seed(1)
+    other = tmp_path / "other_encoder"
+    encoder = SubCellModel(tiny_config())
+    encoder.save_pretrained(other)
+    SubCellImageProcessor.from_config(encoder.config).save_pretrained(other)
+    before = read_labelled_embeddings(output / "embeddings" / "embeddings.h5ad").embeddings
+    with_other = [str(other) if value == argv[argv.index("--encoder") + 1] else value for value in argv]
+    assert recipe("train_classifiers")(with_other) == 2  # the cache holds another encoder's embeddings: refused
+    assert recipe("train_classifiers")(with_other + ["--overwrite"]) == 0
+    after = read_labelled_embeddings(output / "embeddings" / "embeddings.h5ad").embeddings
+    assert after.shape == before.shape and not np.allclose(after, before)
+    model = AutoModelForImageClassification.from_pretrained(output / "model")
+    torch.testing.assert_close(model.subcell.state_dict(), encoder.state_dict(), rtol=0, atol=0)
+
+
 def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, capsys):
     output, _ = trained
     card_results = tmp_path / "hub_cards" / "results" / "tiny.json"

@@ -88,6 +88,20 @@ def test_bad_rows_become_failures_with_file_expected_and_found(broken_csv):
     assert "garbage.png: unreadable image" in garbage.error
 
 
+def test_leading_slash_prefixes_name_subfolders_of_the_output_as_in_the_original_readme(tmp_path):
+    p = write_crop_files(tmp_path, "c", np.random.default_rng(0))
+    csv = tmp_path / "legacy.csv"
+    csv.write_text(
+        "r_image,y_image,b_image,g_image,output_folder,output_prefix\n"
+        f"{p['microtubules']},{p['er']},{p['dna']},{p['protein']},,/subfolder_1/sample_1\n"
+        f"{p['microtubules']},{p['er']},{p['dna']},{p['protein']},/abs/out,cell1_\n"
+    )
+    source = WrapperCsvSource(csv, HPA_CHANNELS)
+    ids = [entry.id for index in range(len(source)) for entry in source.iter_cells(index)]
+    assert ids == ["subfolder_1/sample_1", "abs/out/cell1_"]
+    assert all(isinstance(entry, Cell) for index in range(len(source)) for entry in source.iter_cells(index))
+
+
 def test_unsafe_prefix_is_a_failure(tmp_path):
     p = write_crop_files(tmp_path, "c", np.random.default_rng(0))
     csv = write_wrapper_csv(tmp_path, [{**p, "output_prefix": "../escape"}])
@@ -126,3 +140,24 @@ def test_detect_kind(wrapper_csv, synthetic_fields, tmp_path):
     other.write_text("x,y\n1,2\n")
     with pytest.raises(ValueError, match="cannot tell the input kind"):
         open_source(other, HPA_CHANNELS)
+
+
+def test_a_shard_rewritten_in_place_with_the_same_size_changes_the_fingerprint(tmp_path):
+    """Resumed runs and embedding caches compare fingerprints; tar files are padded to 10 KiB blocks, so a
+    regenerated shard often keeps its size."""
+    import os
+    import tarfile
+
+    from subcell_hf.inference.inputs import ShardSource
+
+    shard = tmp_path / "shard-000000.tar"
+    for version, payload in enumerate((b"old pixels", b"new pixels")):
+        member = tmp_path / "cell.npy"
+        member.write_bytes(payload)
+        with tarfile.open(shard, "w") as archive:
+            archive.add(member, arcname="record.npy")
+        os.utime(shard, ns=(10**18 + version, 10**18 + version))
+        if version == 0:
+            size, before = shard.stat().st_size, ShardSource(str(shard), HPA_CHANNELS).fingerprint()
+    assert shard.stat().st_size == size
+    assert ShardSource(str(shard), HPA_CHANNELS).fingerprint() != before
