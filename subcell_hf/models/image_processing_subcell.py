@@ -68,7 +68,7 @@ class SubCellImageProcessor(BaseImageProcessor):
             downsampling with bilinear or bicubic).
         do_normalize (`bool`, defaults to `True`): apply the global min-max of SPEC section 4.
         epsilon (`float`, defaults to 1e-6): the min-max denominator's epsilon.
-        patch_size (`int`, defaults to 16): output height and width must be multiples of it.
+        patch_size (`int`, defaults to 16): the smallest output height and width, and what `size` is a multiple of.
     """
 
     model_input_names = ["pixel_values"]
@@ -223,11 +223,8 @@ class SubCellImageProcessor(BaseImageProcessor):
                 )
             batch = torch.stack(cells)
         height, width = batch.shape[-2:]
-        if height % self.patch_size or width % self.patch_size:
-            raise ValueError(
-                f"cell height and width must be multiples of {self.patch_size}, found {height}x{width}: "
-                f"crop them or pass do_resize=True, size=<multiple of {self.patch_size}>"
-            )
+        if height < self.patch_size or width < self.patch_size:
+            raise ValueError(f"cells must be at least {self.patch_size}x{self.patch_size} pixels, found {height}x{width}")
         if do_normalize:
             batch = min_max_normalize(batch, self.epsilon)
         if return_tensors == "np":

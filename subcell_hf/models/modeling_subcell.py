@@ -122,10 +122,12 @@ class SubCellEmbeddings(nn.Module):
         expected = self.projection.in_channels
         if channels != expected:
             raise ValueError(f"pixel_values must have {expected} channels, found {channels}")
-        if height % self.patch_size or width % self.patch_size:
+        if height < self.patch_size or width < self.patch_size:
             raise ValueError(
-                f"pixel_values height and width must be multiples of {self.patch_size}, found {height}x{width}"
+                f"pixel_values height and width must be at least {self.patch_size}, found {height}x{width}"
             )
+        # any size: the rows and columns past the last whole patch are not seen (the stride-16 convolution drops
+        # them), as in the original model, which ran transformers' ViT with interpolated position embeddings
         patches = self.projection(pixel_values).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls_token.expand(batch, -1, -1), patches], dim=1)
         tokens = tokens + self.position_embeddings_for(height // self.patch_size, width // self.patch_size)
@@ -338,7 +340,8 @@ class SubCellModel(SubCellPreTrainedModel):
         """Encode preprocessed cells.
 
         Args:
-            pixel_values: (B, C, H, W) float crops normalised by `SubCellImageProcessor`; H and W multiples of 16.
+            pixel_values: (B, C, H, W) float crops normalised by `SubCellImageProcessor`; any H, W >= 16 (the
+                maps cover the H // 16 x W // 16 whole patches).
             output_hidden_states: also return the embeddings and every layer's output.
             output_attentions: also return the last layer's CLS attention map (the layer stays on SDPA).
             kept_patch_indices: (B, K) row-major indices of the only patches to encode (MAE pretraining: the

@@ -73,7 +73,7 @@ def test_resize_896_to_448_is_off_by_default_and_happens_before_normalisation():
         ({**{c: np.zeros((16, 16)) for c in CHANNELS}, "dna": np.zeros((16, 32))}, "same \\(H, W\\)"),
         ({**{c: np.zeros((16, 16)) for c in CHANNELS}, "nucleus": np.zeros((16, 16))}, "unexpected \\['nucleus'\\]"),
         (np.full((4, 16, 16), np.nan), "finite .*found 1024 NaN/inf"),
-        (np.zeros((4, 20, 20)), "multiples of 16, found 20x20"),
+        (np.zeros((4, 12, 20)), "at least 16x16 pixels, found 12x20"),
         ([np.zeros((4, 16, 16)), np.zeros((4, 32, 32))], "different sizes"),
         (np.zeros((4, 16, 16), dtype=bool), "found dtype torch.bool"),
         ("cell.png", "expected an array"),

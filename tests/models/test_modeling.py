@@ -129,8 +129,14 @@ def test_position_embeddings_are_unchanged_at_the_trained_size_and_interpolated_
     torch.testing.assert_close(table[:, 1:], expected.permute(0, 2, 3, 1).reshape(1, 30, 64))
     output = model(torch.rand(1, 4, 96, 80))
     assert output.pool_attentions.shape == (1, 2, 6, 5)
-    with pytest.raises(ValueError, match="multiples of 16"):
-        model(torch.rand(1, 4, 70, 64))
+    # other sizes, as the original wrapper fed them: the pixels past the last whole patch are not seen
+    pixels = torch.rand(1, 4, 70, 75)
+    ragged = model(pixels)
+    whole = model(pixels[..., :64, :64])
+    torch.testing.assert_close(ragged.pooler_output, whole.pooler_output)
+    assert ragged.pool_attentions.shape == (1, 2, 4, 4)
+    with pytest.raises(ValueError, match="at least 16, found 15x64"):
+        model(torch.rand(1, 4, 15, 64))
     with pytest.raises(ValueError, match="must have 4 channels, found 3"):
         model(torch.rand(1, 3, 64, 64))
 
