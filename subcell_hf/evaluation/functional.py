@@ -130,17 +130,25 @@ def retrieval_metrics(
     average_precisions, hits = [], []
     for start in range(0, len(unit), block_size):
         rows = np.arange(start, min(start + block_size, len(unit)))
-        similarity = unit[rows] @ unit.T
+        # rounded so that identical profiles tie exactly (BLAS may round duplicate columns differently)
+        similarity = np.round(unit[rows] @ unit.T, 12)
         candidate = np.ones_like(similarity, dtype=bool)
         candidate[np.arange(len(rows)), rows] = False
         if exclude is not None:
             candidate &= exclude[rows, None] != exclude[None, :]
         positive = candidate & (groups[rows, None] == groups[None, :])
-        order = np.argsort(np.where(candidate, -similarity, np.inf), axis=1, kind="stable")
+        score = np.where(candidate, similarity, -np.inf)
+        order = np.argsort(-score, axis=1, kind="stable")
+        ranked_score = np.take_along_axis(score, order, axis=1)
         ranked_positive = np.take_along_axis(positive, order, axis=1)
         ranked_candidate = np.take_along_axis(candidate, order, axis=1)
-        # precision at each rank among the remaining candidates, averaged over the positives' ranks
+        # precision at each rank among the remaining candidates, averaged over the positives' ranks; rows tied in
+        # similarity share the precision at the end of their tie (scikit-learn's thresholds), whatever their order
         precision = np.cumsum(ranked_positive, axis=1) / np.maximum(np.cumsum(ranked_candidate, axis=1), 1)
+        positions = np.arange(score.shape[1])
+        is_last_of_tie = np.append(ranked_score[:, :-1] != ranked_score[:, 1:], np.ones((len(rows), 1), bool), axis=1)
+        tie_end = np.minimum.accumulate(np.where(is_last_of_tie, positions, positions[-1])[:, ::-1], axis=1)[:, ::-1]
+        precision = np.take_along_axis(precision, tie_end, axis=1)
         num_positive = ranked_positive.sum(axis=1)
         has_positive = num_positive > 0
         ap = (precision * ranked_positive).sum(axis=1)[has_positive] / num_positive[has_positive]

@@ -60,9 +60,11 @@ def test_retrieval_exclude_drops_candidates_and_lonely_queries_do_not_count():
     assert metrics["nearest_neighbor_accuracy"] == pytest.approx(2 / 4)
 
 
-def test_retrieval_metrics_equal_per_query_sklearn_average_precision():
+@pytest.mark.parametrize("copies", [1, 3], ids=["distinct", "tied"])
+def test_retrieval_metrics_equal_per_query_sklearn_average_precision(copies):
+    """Also with exact duplicates (tied similarities), which scikit-learn scores at the end of each tie."""
     rng = np.random.default_rng(0)
-    embeddings = rng.normal(size=(60, 8))
+    embeddings = np.tile(rng.normal(size=(60 // copies, 8)), (copies, 1))
     groups = rng.integers(0, 6, size=60)
     exclude = rng.integers(0, 20, size=60)
     unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
@@ -72,7 +74,7 @@ def test_retrieval_metrics_equal_per_query_sklearn_average_precision():
         relevant = groups[candidates] == groups[query]
         if not relevant.any():
             continue
-        similarity = unit[candidates] @ unit[query]
+        similarity = np.round(unit[candidates] @ unit[query], 12)  # duplicates tie exactly, as in the metric
         average_precisions.append(average_precision_score(relevant, similarity))
         hits.append(relevant[np.argmax(similarity)])
     metrics = retrieval_metrics(embeddings, groups, exclude=exclude, block_size=7)
