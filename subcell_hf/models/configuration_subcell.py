@@ -70,8 +70,8 @@ class SubCellConfig(PretrainedConfig):
         hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act, layer_norm_eps,
         qkv_bias, hidden_dropout_prob, attention_probs_dropout_prob, initializer_range:
             ViT hyper-parameters (ViT-B/16 defaults of the released models).
-        image_size (`int`, defaults to 448): the training crop size; other multiples of `patch_size` are
-            handled by interpolating the position embeddings.
+        image_size (`int`, defaults to 448): the training crop size; other sizes are handled by interpolating
+            the position embeddings to the whole patches of the input.
         patch_size (`int`, defaults to 16).
         position_embedding_type (`str`, defaults to `"learned"`): `"learned"` (ViT-ProtS-Pool) or `"sincos"`
             (fixed 2-D sin-cos, MAE-CellS-ProtS-Pool).
