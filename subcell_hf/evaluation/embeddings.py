@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from ..data.manifest import multi_hot, parse_locations
-from ..processes import process_state
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +80,6 @@ def embed_shards(
     from ..inference import embed
     from ..inference.embed import OUTPUT_NAMES
 
-    process_state()  # before `embed` asks for it, so that CPU launches see all their processes
     result = embed(model, shards, cache_dir, input_kind="shards", formats=("h5ad",), **embed_options)
     if result.failures:
         logger.warning(

@@ -110,9 +110,10 @@ class WrapperCsvSource(CellSource):
 
     Columns `r_image, y_image, b_image, g_image` (microtubules, ER, DNA, protein) and `output_prefix` (the cell's
     id, which names its per-cell files; it may contain `/` for subfolders, and a leading `/` is read relative to
-    the output folder). The legacy `output_folder` column is joined in front of the prefix. Lines starting with `#` are comments (a `#` in front of the header is allowed),
-    blank lines are skipped, a channel the model does not use may be blank. Relative image paths are resolved
-    against the CSV's folder. Other columns are kept as per-cell metadata.
+    the output folder). The legacy `output_folder` column is joined in front of the prefix. Lines starting with
+    `#` are comments (a `#` in front of the header is allowed), blank lines are skipped, a channel the model does
+    not use may be blank. Relative image paths are resolved against the CSV's folder. Other columns are kept as
+    per-cell metadata.
     """
 
     kind = "csv"

@@ -224,7 +224,9 @@ class SubCellImageProcessor(BaseImageProcessor):
             batch = torch.stack(cells)
         height, width = batch.shape[-2:]
         if height < self.patch_size or width < self.patch_size:
-            raise ValueError(f"cells must be at least {self.patch_size}x{self.patch_size} pixels, found {height}x{width}")
+            raise ValueError(
+                f"cells must be at least {self.patch_size}x{self.patch_size} pixels, found {height}x{width}"
+            )
         if do_normalize:
             batch = min_max_normalize(batch, self.epsilon)
         if return_tensors == "np":

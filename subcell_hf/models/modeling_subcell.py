@@ -358,8 +358,8 @@ class SubCellModel(SubCellPreTrainedModel):
 
         hidden_states = self.embeddings(pixel_values)
         if kept_patch_indices is not None:
-            index = kept_patch_indices[..., None].expand(-1, -1, hidden_states.shape[-1])
-            hidden_states = torch.cat([hidden_states[:, :1], torch.gather(hidden_states[:, 1:], 1, index)], dim=1)
+            kept = kept_patch_indices[..., None].expand(-1, -1, hidden_states.shape[-1])
+            hidden_states = torch.cat([hidden_states[:, :1], torch.gather(hidden_states[:, 1:], 1, kept)], dim=1)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         cls_attention = None
         for index, layer in enumerate(self.layers):
@@ -370,8 +370,9 @@ class SubCellModel(SubCellPreTrainedModel):
 
         tokens = self.layernorm(hidden_states)
         embedding, pool_attention = self.pooler(tokens)
-        grid = (height // self.config.patch_size, width // self.config.patch_size)
-        if kept_patch_indices is not None:
+        if kept_patch_indices is None:
+            grid = (height // self.config.patch_size, width // self.config.patch_size)
+        else:
             grid = (kept_patch_indices.shape[1],)
         pool_maps = pool_attention[:, :, 1:].reshape(pool_attention.shape[0], pool_attention.shape[1], *grid)
         cls_maps = None

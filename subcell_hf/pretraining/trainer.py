@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from torch import nn
 from accelerate.logging import get_logger
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, set_seed
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.augment import TwoViewAugmentation

@@ -40,7 +40,8 @@ def test_rgb_files_read_as_one_plane_like_the_original_wrapper(tmp_path):
     import tifffile
 
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((2, 8, 8), np.uint8))  # two planes: not one channel
-    with pytest.raises(ImageReadError, match=r"stack.tif: expected a single 2-D plane \(H, W\), found shape \(2, 8, 8\)"):
+    expected = r"stack.tif: expected a single 2-D plane \(H, W\), found shape \(2, 8, 8\)"
+    with pytest.raises(ImageReadError, match=expected):
         read_image(tmp_path / "stack.tif")
 
 

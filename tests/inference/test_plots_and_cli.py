@@ -95,7 +95,8 @@ def test_two_process_launch_splits_chunks_and_merges_like_one_process(tiny_conve
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "subcell_hf.cli", "embed",
+        "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
+        "--dynamo_backend", "no", "-m", "subcell_hf.cli", "embed",
         "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "launched"),
         "--chunk-size", "2", "--num-workers", "0", "--no-progress",
     ]

@@ -71,7 +71,9 @@ def test_kept_patch_indices_encode_only_those_patches_at_their_own_positions():
     reversed_order = torch.arange(15, -1, -1).expand(2, 16)
     shuffled = model(pixels, kept_patch_indices=reversed_order, output_attentions=True)
     torch.testing.assert_close(shuffled.pooler_output, full.pooler_output, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(shuffled.last_hidden_state[:, 1:], full.last_hidden_state[:, 1:].flip(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        shuffled.last_hidden_state[:, 1:], full.last_hidden_state[:, 1:].flip(1), rtol=1e-5, atol=1e-6
+    )
     assert shuffled.pool_attentions.shape == (2, 2, 16) and shuffled.cls_attentions.shape == (2, 4, 16)
     torch.testing.assert_close(shuffled.pool_attentions, full.pool_attentions.flatten(2).flip(2), rtol=1e-5, atol=1e-6)
 

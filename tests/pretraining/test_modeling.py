@@ -61,7 +61,11 @@ def test_reconstruction_encodes_only_the_visible_patches(tiny_mae_config, monkey
     model = SubCellForPreTraining(tiny_mae_config).eval()
     seen = []
     forward = model.subcell.forward
-    monkeypatch.setattr(model.subcell, "forward", lambda *a, **k: seen.append(k.get("kept_patch_indices")) or forward(*a, **k))
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("kept_patch_indices"))
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.subcell, "forward", recording)
     pixels = _batch()["pixel_values"]
     _, mask = model.reconstruct(pixels)
     kept = seen[-1]

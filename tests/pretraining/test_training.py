@@ -261,7 +261,8 @@ def test_sync_batch_norm_converts_the_projectors_on_gpu_processes_only():
 def test_validation_figures_use_the_cell_masks_for_object_aware_masking(synthetic_shards, tmp_path):
     """Object-aware masking needs each cell's mask: validation hands the validation cells' masks to the figures."""
     config = load_config(
-        TINY_PRESET, run_overrides(tmp_path, synthetic_shards, **{"optim.max_steps": 2, "optim.warmup_steps": 1, "eval.every": 2})
+        TINY_PRESET,
+        run_overrides(tmp_path, synthetic_shards, **{"optim.max_steps": 2, "optim.warmup_steps": 1, "eval.every": 2}),
     )
     config.model.config_overrides["object_mask_ratio"] = 0.5
     result = train(config)
