@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from . import __version__
-from .atomic import atomic_directory
+from .atomic import atomic_directory, check_output_folder
 from .models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .models.modeling_subcell import sincos_position_embeddings
 from .variants import MODEL_TYPES, Release
@@ -227,8 +227,10 @@ def _verify(
     report.checks["finite_outputs"] = all(torch.isfinite(v).all().item() for v in values)
 
 
-def _save(model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool):
-    with atomic_directory(output_dir, overwrite=overwrite) as staging:
+def _save(
+    model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool, inputs: list
+):
+    with atomic_directory(output_dir, overwrite=overwrite, command="convert", inputs=inputs) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
         (staging / SIDECAR_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -261,6 +263,9 @@ def convert_checkpoint(
             "bytes": path.stat().st_size,
         }
 
+    inputs = [Path(encoder_path), *classifier_paths]
+    if output_dir is not None:  # before the conversion's work: refuse an output that may not be replaced
+        check_output_folder(output_dir, overwrite, "convert", inputs)
     encoder_sd = load_original_state_dict(encoder_path)
     classifier_sds = [load_original_state_dict(p) for p in classifier_paths]
     config = config_from_original(
@@ -301,7 +306,7 @@ def convert_checkpoint(
         if not report.passed:
             failed = [name for name, ok in report.checks.items() if not ok]
             raise CheckpointMismatchError(f"{encoder_path}: conversion checks failed: {failed}; nothing was written")
-        _save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite)
+        _save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite, inputs)
     return model, report
 
 

@@ -146,7 +146,7 @@ def train_localization_model(
 
 
 def _save_atomically(model, processor, destination: Path) -> None:
-    with atomic_directory(destination) as staging:
+    with atomic_directory(destination, command="train_classifiers") as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
 
