@@ -13,6 +13,7 @@ processes, workers or restarts.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -28,6 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .. import __version__
 from ..processes import process_state
+from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
@@ -150,12 +152,19 @@ class EmbeddingModel:
         looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
         if looks_local and not Path(name_or_path).expanduser().is_dir():
             raise ValueError(f"{name_or_path}: model folder not found (expected a save_pretrained folder or a Hub id)")
-        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        try:
+            config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        except OSError as error:
+            raise OSError(hub_error_message(name_or_path, error)) from None
         if getattr(config, "model_type", None) != "subcell":
             raise ValueError(f"{name_or_path}: not a SubCell model (model_type {config.model_type!r})")
         with_classifiers = "SubCellForProteinLocalization" in (config.architectures or []) and config.num_classifiers
+        if with_classifiers and weights_hold_classifiers(name_or_path, revision) is False:
+            logger.warning("%s: config.json names %d classifiers but the weights hold none: embedding with the "
+                           "encoder alone, no localization probabilities", name_or_path, config.num_classifiers)
+            with_classifiers = False
         auto = AutoModelForImageClassification if with_classifiers else AutoModel
-        model = auto.from_pretrained(name_or_path, **kwargs)
+        model = load_checked(auto, name_or_path, **kwargs)  # a missing or extra tensor is an error, never random
         try:
             processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
         except OSError:  # a folder without preprocessor_config.json
@@ -177,7 +186,8 @@ class EmbeddingModel:
 
     def fingerprint(self) -> str:
         """sha256 over the weights and config: chunks from other weights are never mixed in."""
-        digest = hashlib.sha256(self.model.config.to_json_string(use_diff=False).encode())
+        settings = {k: v for k, v in self.model.config.to_dict().items() if not k.startswith("_")}  # not the path
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

@@ -61,7 +61,8 @@ class CheckpointError(ValueError):
 
 
 # The classes numpy's RNG state (`np.random.get_state()`, saved in Accelerate's random_states_*.pkl) pickles into.
-_NUMPY_STATE_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType, (getattr(np, "_core", None) or np.core).multiarray._reconstruct]
+_NUMPY_CORE = getattr(np, "_core", None) or np.core
+_NUMPY_STATE_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType, _NUMPY_CORE.multiarray._reconstruct]
 _PICKLE_SUFFIXES = (".pkl", ".bin", ".pt", ".pth")
 _TRAINING_STATES: "weakref.WeakKeyDictionary[Accelerator, tuple]" = weakref.WeakKeyDictionary()
 
