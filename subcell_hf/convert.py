@@ -126,6 +126,49 @@ def _rename(
     return renamed, ignored
 
 
+#: The released classifiers (docs/hub.md): `nn.Sequential` of 2 hidden Linear layers and a 31-class output Linear.
+RELEASED_CLASSIFIER_LINEAR_LAYERS = 3
+RELEASED_NUM_CLASSES = 31
+
+
+def _linear_shapes(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
+    return sorted(
+        ((key, tuple(tensor.shape)) for key, tensor in state_dict.items()),
+        key=lambda item: (int(item[0].split(".")[0]) if item[0].split(".")[0].isdigit() else -1, item[0]),
+    )
+
+
+def check_classifier_files(
+    paths: list[Path], state_dicts: list[dict[str, torch.Tensor]], released: bool = True
+) -> dict[str, torch.Tensor] | None:
+    """Check the classifier files of one ensemble: with `released`, each must have the released layers (3 Linear
+    layers, 31 classes); and all must have the same keys and shapes. Returns the state dict of the layout most
+    files share (so an odd file is blamed, not seed 0); raises `CheckpointMismatchError` naming every file that
+    differs."""
+    if not state_dicts:
+        return None
+    problems = []
+    if released:
+        for path, sd in zip(paths, state_dicts):
+            weights = [(k, shape) for k, shape in _linear_shapes(sd) if k.endswith(".weight")]
+            classes = weights[-1][1][0] if weights else 0
+            if len(weights) != RELEASED_CLASSIFIER_LINEAR_LAYERS or classes != RELEASED_NUM_CLASSES:
+                problems.append(
+                    f"{path}: {len(weights)} Linear layers and {classes} classes, expected the released "
+                    f"{RELEASED_CLASSIFIER_LINEAR_LAYERS} layers and {RELEASED_NUM_CLASSES} classes (pass "
+                    "released_classifiers=False / --any-classifier-architecture for another architecture)"
+                )
+    layouts = [tuple(_linear_shapes(sd)) for sd in state_dicts]
+    common = max(set(layouts), key=lambda layout: (layouts.count(layout), -layouts.index(layout)))
+    for path, layout in zip(paths, layouts):
+        if layout != common and not any(problem.startswith(f"{path}:") for problem in problems):
+            differs = sorted(set(layout) ^ set(common))
+            problems.append(f"{path}: layers differ from the other classifiers' ({differs[:4]})")
+    if problems:
+        raise CheckpointMismatchError(f"{len(problems)} classifier file(s) do not match:\n  " + "\n  ".join(problems))
+    return state_dicts[layouts.index(common)]
+
+
 # ------------------------------------------------------------------------------------------- inference
 def config_from_original(
     encoder_state_dict: dict[str, torch.Tensor],
@@ -245,13 +288,16 @@ def convert_checkpoint(
     release: Release | None = None,
     overwrite: bool = False,
     num_attention_heads: int | None = None,
+    released_classifiers: bool = True,
 ) -> tuple[SubCellModel | SubCellForProteinLocalization, ConversionReport]:
     """Convert one original encoder (and optionally its classifier ensemble).
 
     Returns the converted model (a `SubCellForProteinLocalization` when classifiers are given, else a
     `SubCellModel`) and its `ConversionReport`. With `output_dir`, also writes the `save_pretrained` folder
     (safetensors, config, preprocessor config, `conversion.json`) atomically: staged, then renamed.
-    Raises `CheckpointMismatchError` naming every missing/unexpected key and wrong shape.
+    Raises `CheckpointMismatchError` naming every missing/unexpected key and wrong shape, and every classifier
+    file whose layers differ from the others' or (unless `released_classifiers=False`) from the released
+    architecture (see `check_classifier_files`).
     """
     classifier_paths = [Path(p) for p in classifier_paths or []]
     report = ConversionReport(release=release.name if release else None)
@@ -268,12 +314,13 @@ def convert_checkpoint(
         check_output_folder(output_dir, overwrite, "convert", inputs)
     encoder_sd = load_original_state_dict(encoder_path)
     classifier_sds = [load_original_state_dict(p) for p in classifier_paths]
+    reference = check_classifier_files(classifier_paths, classifier_sds, released_classifiers)
     config = config_from_original(
         encoder_sd,
         channel_names,
         position_embedding_type,
         num_classifiers=len(classifier_sds),
-        classifier_state_dict=classifier_sds[0] if classifier_sds else None,
+        classifier_state_dict=reference,
         num_attention_heads=num_attention_heads,
         model_variant=release.name if release else None,
         source_checksums={name: info["sha256"] for name, info in report.sources.items()},
@@ -316,6 +363,7 @@ def convert_release(
     output_dir: str | Path | None = None,
     with_classifiers: bool = True,
     overwrite: bool = False,
+    released_classifiers: bool = True,
 ):
     """Convert one of the 8 published releases from a folder with the published file layout."""
     encoder_path, classifier_paths = release.source_paths(release_dir)
@@ -327,6 +375,7 @@ def convert_release(
         output_dir=output_dir,
         release=release,
         overwrite=overwrite,
+        released_classifiers=released_classifiers,
     )
 
 
