@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         for metric in results["metrics"]:
             print(f"{metric['name']}: {metric['value']:.4f}")
         print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+        if evaluation.failed_inputs:
+            print(f"evaluate: {evaluation.notes[-1]}", file=sys.stderr)
+    return 1 if evaluation.failed_inputs else 0  # 1: written, but some inputs were skipped
 
 
 if __name__ == "__main__":

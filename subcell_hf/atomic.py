@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 OUTPUT_MARKER = ".subcell_hf_output.json"
+LOCK_NAME = ".subcell_hf.lock"
 
 
 class UnsafeOverwriteError(FileExistsError):
@@ -74,17 +76,49 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def remove_stale_partials(folder: str | os.PathLike) -> int:
-    """Delete the temporaries `atomic_path` left in `folder` (not below) when its process was killed; returns how
-    many. Call it when a command starts on an output folder that only it writes."""
+_PARTIAL_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.partial(\.[^.]+)?$")  # `tempfile.mkstemp` names of atomic_path
+
+
+def remove_stale_partials(folder: str | os.PathLike, recursive: bool = False) -> int:
+    """Delete the temporaries `atomic_path` left in `folder` (with `recursive`, also below) when its process was
+    killed; returns how many. Call it, under `exclusive_output`, when a command starts on its output folder."""
     removed = 0
     folder = Path(folder)
     if folder.is_dir():
-        for stale in folder.glob(".*.partial*"):
-            if stale.is_file():
+        for stale in folder.rglob(".*.partial*") if recursive else folder.glob(".*.partial*"):
+            if stale.is_file() and _PARTIAL_NAME.match(stale.name):
                 stale.unlink(missing_ok=True)
                 removed += 1
     return removed
+
+
+class OutputBusyError(OSError):
+    """Another run is writing the same output folder."""
+
+
+@contextmanager
+def exclusive_output(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an advisory lock on `folder` (a `.subcell_hf.lock` file in it) while a command writes there; a second
+    run on the same folder meanwhile raises `OutputBusyError` instead of mixing its files with the first's. The
+    lock ends with the process, however it ends. No-op where `fcntl` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusyError(
+                f"{folder}: another run is writing this output folder; wait for it to end or choose another folder"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -185,7 +219,10 @@ def atomic_directory(
 
 
 __all__ = [
+    "LOCK_NAME",
     "OUTPUT_MARKER",
+    "OutputBusyError",
+    "exclusive_output",
     "UnsafeOverwriteError",
     "apply_umask",
     "atomic_directory",

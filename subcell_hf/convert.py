@@ -147,9 +147,14 @@ def check_classifier_files(
     differs."""
     if not state_dicts:
         return None
-    problems = []
+    problems = [
+        f"{path}: holds no classifier layer (expected `<index>.weight` / `<index>.bias` tensors of an MLP)"
+        for path, sd in zip(paths, state_dicts) if not any(key.endswith(".weight") for key in sd)
+    ]
     if released:
         for path, sd in zip(paths, state_dicts):
+            if not any(key.endswith(".weight") for key in sd):
+                continue
             weights = [(k, shape) for k, shape in _linear_shapes(sd) if k.endswith(".weight")]
             classes = weights[-1][1][0] if weights else 0
             if len(weights) != RELEASED_CLASSIFIER_LINEAR_LAYERS or classes != RELEASED_NUM_CLASSES:

@@ -12,6 +12,7 @@ processes, workers or restarts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .. import __version__
+from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
@@ -103,6 +105,10 @@ class EmbedConfig:
             raise ValueError(
                 f"batch_size must be >= 1 and num_workers >= 0, found {self.batch_size} and {self.num_workers}"
             )
+        for name in ("size", "chunk_size"):  # 0 or negative: refused, never silently the default
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer when given, found {value!r}")
 
 
 @dataclass
@@ -330,9 +336,24 @@ def embed(
         config / options: an `EmbedConfig`, or its fields as keyword arguments.
 
     Bad inputs (a missing or unreadable image, channels of different sizes, a mask with no cells) are reported in
-    `summary.csv` and in `EmbedResult.failures`; the other cells are processed.
+    `summary.csv` and in `EmbedResult.failures`; the other cells are processed. A second run on the same
+    `output_dir` at the same time is refused (`OutputBusyError`); a rerun resumes (docs/reliability.md).
     """
     config = config or EmbedConfig(**options)
+    main_process = process_state(config.device).is_main_process
+    with exclusive_output(output_dir) if main_process else contextlib.nullcontext():  # one run per folder
+        if main_process:
+            remove_stale_partials(output_dir, recursive=True)  # what a killed run left half-written
+        return _embed(model, inputs, output_dir, config)
+
+
+def _embed(
+    model: str | os.PathLike | EmbeddingModel,
+    inputs: str | os.PathLike | Sequence[str],
+    output_dir: str | os.PathLike,
+    config: EmbedConfig,
+) -> EmbedResult:
+    """`embed` inside its output lock."""
     state = process_state(config.device)
     embedding_model = model if isinstance(model, EmbeddingModel) else EmbeddingModel.from_pretrained(
         str(model), config.revision
@@ -344,13 +365,13 @@ def embed(
         logger.warning("%s: columns for %s are ignored: model %s reads %s", inputs, unused, embedding_model.name,
                        channels)
     output_dir = Path(output_dir)
-    store = ChunkStore(output_dir / CHUNKS_DIRNAME)
     device = torch.device(config.device) if config.device else state.device
     dtype = _autocast_dtype(config.precision, device)
     rows_per_batch = -(-config.batch_size // source.cells_per_item) if source.cells_per_item else 1
     chunk_size = config.chunk_size or default_chunk_size(len(source), source.default_chunk_size, rows_per_batch)
     chunks = plan_chunks(len(source), chunk_size)
-    preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size else {}
+    store = ChunkStore(output_dir / CHUNKS_DIRNAME, {c.index: source.signature(c.items) for c in chunks})
+    preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size is not None else {}
     settings = _run_settings(embedding_model, source, config, chunk_size, dtype, preprocess_kwargs)
     done = _start_or_resume(store, chunks, settings, config.overwrite, state)
 

@@ -54,3 +54,27 @@ def test_one_classifier_with_an_extra_layer_is_blamed_not_seed_0(release_copy, t
         convert_release(RELEASE, release_copy, tmp_path / "out", released_classifiers=False)
     message = str(error.value)
     assert odd.name in message and "classifier_seed_0.pth" not in message
+
+
+def test_an_empty_classifier_file_is_an_error_naming_it(release_copy, tmp_path, capsys):
+    from subcell_hf.cli import main
+
+    path = RELEASE.source_paths(release_copy)[1][0]
+    torch.save({}, path)
+    status = main(["convert", "--release", RELEASE.name, "--release-dir", str(release_copy), "--output",
+                   str(tmp_path / "out"), "--any-classifier-architecture"])
+    assert status == 2 and f"{path}: holds no classifier layer" in capsys.readouterr().err
+
+
+def test_a_read_only_output_folder_is_a_message(release_copy, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    from subcell_hf.cli import main
+
+    def refused(*args, **kwargs):  # what a read-only folder does (simulated: tests may run as root)
+        raise PermissionError(13, "Permission denied", kwargs.get("dir"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    status = main(["convert", "--release", RELEASE.name, "--release-dir", str(release_copy), "--output",
+                   str(tmp_path / "out")])
+    assert status == 2 and "Permission denied" in capsys.readouterr().err
