@@ -228,6 +228,9 @@ class WrapperCsvSource(CellSource):
         except (ImageReadError, ValueError) as error:
             yield InputFailure(index, row.id, where, str(error))
             return
+        if not pixels.any():  # the model would still give a confident-looking top-1 for it
+            yield InputFailure(index, row.id, where, "every channel is 0 (a blank crop): nothing to embed or classify")
+            return
         metadata = {"output_prefix": row.id, "line": row.line, **row.metadata}
         yield Cell(row.id, pixels, where, metadata)
 

@@ -146,3 +146,11 @@ def test_a_rerun_clears_the_temporaries_a_killed_run_left(tiny_converted, three_
     (out / "sub" / ".keep.partial").write_text("a user's file, not ours")
     embed(tiny_converted, write_wrapper_csv(folder, rows), out, **FAST)
     assert not any(path.exists() for path in stale) and (out / "sub" / ".keep.partial").exists()
+
+
+def test_an_all_zero_crop_is_reported_not_classified(tiny_converted, three_cells):
+    folder, rows = three_cells
+    for channel in ("microtubules", "er", "dna", "protein"):
+        write_image(folder / rows[0][channel], np.zeros((64, 64), np.uint16))
+    result = embed(tiny_converted, write_wrapper_csv(folder, rows), folder / "out", **FAST)
+    assert result.num_cells == 2 and "every channel is 0" in result.failures[0]["error"]
