@@ -151,7 +151,11 @@ def check_replaceable(destination: str | os.PathLike, command: str, inputs: Iter
     if not path.exists():
         return
     refuse = f"{destination}: --overwrite refused,"
-    if path == Path(path.anchor) or path == Path.home().resolve() or path == Path.cwd().resolve():
+    try:
+        home = Path.home().resolve()
+    except (KeyError, RuntimeError):  # no home folder known
+        home = None
+    if path == Path(path.anchor) or path == home or path == Path.cwd().resolve():
         raise UnsafeOverwriteError(f"{refuse} it is the root, home or current folder; name a new output folder")
     for source in inputs:
         source = Path(source).expanduser().resolve()
