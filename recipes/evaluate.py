@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         dataset = {"name": args.dataset_name, "type": args.dataset_type, "split": args.split}
         results = results_from_evaluation(args.model_name or str(args.model), evaluation, dataset)
-    except (EmbeddingSettingsError, FileNotFoundError, KeyError, ValueError) as error:
+    except (EmbeddingSettingsError, OSError, KeyError, ValueError) as error:  # OSError: missing, read-only, busy
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 2
     if state.is_main_process:

@@ -107,18 +107,25 @@ def exclusive_output(folder: str | os.PathLike) -> Iterator[None]:
         yield
         return
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputBusyError(
-                f"{folder}: another run is writing this output folder; wait for it to end or choose another folder"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = folder / LOCK_NAME
+    try:
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputBusyError(
+                    f"{folder}: another run is writing this output folder; wait for it to end or choose another one"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:  # a run that wrote nothing leaves nothing
+            lock.unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
