@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         dataset = {"name": args.dataset_name, "type": args.dataset_type, "split": args.split}
         results = results_from_evaluation(args.model_name or str(args.model), evaluation, dataset)
-    except (EmbeddingSettingsError, FileNotFoundError, KeyError, ValueError) as error:
+    except (EmbeddingSettingsError, OSError, KeyError, ValueError) as error:  # OSError: missing, read-only, busy
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 2
     if state.is_main_process:
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         for metric in results["metrics"]:
             print(f"{metric['name']}: {metric['value']:.4f}")
         print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+        if evaluation.failed_inputs:
+            print(f"evaluate: {evaluation.notes[-1]}", file=sys.stderr)
+    return 1 if evaluation.failed_inputs else 0  # 1: written, but some inputs were skipped
 
 
 if __name__ == "__main__":

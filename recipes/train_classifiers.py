@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             overwrite=args.overwrite,
         )
-    except (EmbeddingSettingsError, FileExistsError, FileNotFoundError, KeyError, ValueError) as error:
+    except (EmbeddingSettingsError, OSError, KeyError, ValueError) as error:  # OSError: missing, read-only, busy
         print(f"train_classifiers: error: {error}", file=sys.stderr)
         return 2
     from subcell_hf.processes import process_state

@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from . import __version__
-from .atomic import atomic_directory
+from .atomic import atomic_directory, check_output_folder
 from .models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .models.modeling_subcell import sincos_position_embeddings
 from .variants import MODEL_TYPES, Release
@@ -126,6 +126,54 @@ def _rename(
     return renamed, ignored
 
 
+#: The released classifiers (docs/hub.md): `nn.Sequential` of 2 hidden Linear layers and a 31-class output Linear.
+RELEASED_CLASSIFIER_LINEAR_LAYERS = 3
+RELEASED_NUM_CLASSES = 31
+
+
+def _linear_shapes(state_dict: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
+    return sorted(
+        ((key, tuple(tensor.shape)) for key, tensor in state_dict.items()),
+        key=lambda item: (int(item[0].split(".")[0]) if item[0].split(".")[0].isdigit() else -1, item[0]),
+    )
+
+
+def check_classifier_files(
+    paths: list[Path], state_dicts: list[dict[str, torch.Tensor]], released: bool = True
+) -> dict[str, torch.Tensor] | None:
+    """Check the classifier files of one ensemble: with `released`, each must have the released layers (3 Linear
+    layers, 31 classes); and all must have the same keys and shapes. Returns the state dict of the layout most
+    files share (so an odd file is blamed, not seed 0); raises `CheckpointMismatchError` naming every file that
+    differs."""
+    if not state_dicts:
+        return None
+    problems = [
+        f"{path}: holds no classifier layer (expected `<index>.weight` / `<index>.bias` tensors of an MLP)"
+        for path, sd in zip(paths, state_dicts) if not any(key.endswith(".weight") for key in sd)
+    ]
+    if released:
+        for path, sd in zip(paths, state_dicts):
+            if not any(key.endswith(".weight") for key in sd):
+                continue
+            weights = [(k, shape) for k, shape in _linear_shapes(sd) if k.endswith(".weight")]
+            classes = weights[-1][1][0] if weights else 0
+            if len(weights) != RELEASED_CLASSIFIER_LINEAR_LAYERS or classes != RELEASED_NUM_CLASSES:
+                problems.append(
+                    f"{path}: {len(weights)} Linear layers and {classes} classes, expected the released "
+                    f"{RELEASED_CLASSIFIER_LINEAR_LAYERS} layers and {RELEASED_NUM_CLASSES} classes (pass "
+                    "released_classifiers=False / --any-classifier-architecture for another architecture)"
+                )
+    layouts = [tuple(_linear_shapes(sd)) for sd in state_dicts]
+    common = max(set(layouts), key=lambda layout: (layouts.count(layout), -layouts.index(layout)))
+    for path, layout in zip(paths, layouts):
+        if layout != common and not any(problem.startswith(f"{path}:") for problem in problems):
+            differs = sorted(set(layout) ^ set(common))
+            problems.append(f"{path}: layers differ from the other classifiers' ({differs[:4]})")
+    if problems:
+        raise CheckpointMismatchError(f"{len(problems)} classifier file(s) do not match:\n  " + "\n  ".join(problems))
+    return state_dicts[layouts.index(common)]
+
+
 # ------------------------------------------------------------------------------------------- inference
 def config_from_original(
     encoder_state_dict: dict[str, torch.Tensor],
@@ -227,8 +275,10 @@ def _verify(
     report.checks["finite_outputs"] = all(torch.isfinite(v).all().item() for v in values)
 
 
-def _save(model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool):
-    with atomic_directory(output_dir, overwrite=overwrite) as staging:
+def _save(
+    model, processor: SubCellImageProcessor, report: ConversionReport, output_dir: Path, overwrite: bool, inputs: list
+):
+    with atomic_directory(output_dir, overwrite=overwrite, command="convert", inputs=inputs) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
         (staging / SIDECAR_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -243,13 +293,16 @@ def convert_checkpoint(
     release: Release | None = None,
     overwrite: bool = False,
     num_attention_heads: int | None = None,
+    released_classifiers: bool = True,
 ) -> tuple[SubCellModel | SubCellForProteinLocalization, ConversionReport]:
     """Convert one original encoder (and optionally its classifier ensemble).
 
     Returns the converted model (a `SubCellForProteinLocalization` when classifiers are given, else a
     `SubCellModel`) and its `ConversionReport`. With `output_dir`, also writes the `save_pretrained` folder
     (safetensors, config, preprocessor config, `conversion.json`) atomically: staged, then renamed.
-    Raises `CheckpointMismatchError` naming every missing/unexpected key and wrong shape.
+    Raises `CheckpointMismatchError` naming every missing/unexpected key and wrong shape, and every classifier
+    file whose layers differ from the others' or (unless `released_classifiers=False`) from the released
+    architecture (see `check_classifier_files`).
     """
     classifier_paths = [Path(p) for p in classifier_paths or []]
     report = ConversionReport(release=release.name if release else None)
@@ -261,14 +314,18 @@ def convert_checkpoint(
             "bytes": path.stat().st_size,
         }
 
+    inputs = [Path(encoder_path), *classifier_paths]
+    if output_dir is not None:  # before the conversion's work: refuse an output that may not be replaced
+        check_output_folder(output_dir, overwrite, "convert", inputs)
     encoder_sd = load_original_state_dict(encoder_path)
     classifier_sds = [load_original_state_dict(p) for p in classifier_paths]
+    reference = check_classifier_files(classifier_paths, classifier_sds, released_classifiers)
     config = config_from_original(
         encoder_sd,
         channel_names,
         position_embedding_type,
         num_classifiers=len(classifier_sds),
-        classifier_state_dict=classifier_sds[0] if classifier_sds else None,
+        classifier_state_dict=reference,
         num_attention_heads=num_attention_heads,
         model_variant=release.name if release else None,
         source_checksums={name: info["sha256"] for name, info in report.sources.items()},
@@ -301,7 +358,7 @@ def convert_checkpoint(
         if not report.passed:
             failed = [name for name, ok in report.checks.items() if not ok]
             raise CheckpointMismatchError(f"{encoder_path}: conversion checks failed: {failed}; nothing was written")
-        _save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite)
+        _save(model, SubCellImageProcessor.from_config(config), report, Path(output_dir), overwrite, inputs)
     return model, report
 
 
@@ -311,6 +368,7 @@ def convert_release(
     output_dir: str | Path | None = None,
     with_classifiers: bool = True,
     overwrite: bool = False,
+    released_classifiers: bool = True,
 ):
     """Convert one of the 8 published releases from a folder with the published file layout."""
     encoder_path, classifier_paths = release.source_paths(release_dir)
@@ -322,6 +380,7 @@ def convert_release(
         output_dir=output_dir,
         release=release,
         overwrite=overwrite,
+        released_classifiers=released_classifiers,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+from .model_loading import load_checked
 from .models import SubCellForProteinLocalization, SubCellImageProcessor
 
 
@@ -35,7 +36,7 @@ class LocalizationPredictor:
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", **kwargs) -> "LocalizationPredictor":
         """Load a localization checkpoint (Hub id or folder) and its preprocessor config."""
-        model = AutoModelForImageClassification.from_pretrained(name_or_path, **kwargs).to(device)
+        model = load_checked(AutoModelForImageClassification, name_or_path, **kwargs).to(device)  # no random heads
         processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
         return cls(model, processor)
 

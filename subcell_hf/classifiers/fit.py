@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_directory, atomic_write_text
+from ..atomic import atomic_directory, atomic_write_text, check_output_folder
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
 from .training import ClassifierTrainingConfig, TrainedClassifier, train_ensemble
@@ -100,8 +100,7 @@ def train_localization_model(
     state = process_state()
     output_dir = Path(output_dir)
     model_dir = output_dir / MODEL_DIRNAME
-    if model_dir.exists() and not overwrite:
-        raise FileExistsError(f"{model_dir} exists; pass overwrite=True (--overwrite) or choose another output folder")
+    check_output_folder(model_dir, overwrite, "train_classifiers")  # before the long work; replaces only our own
     encoder_model = load_encoder(encoder)
     cache = embedding_cache or output_dir / EMBEDDINGS_DIRNAME
     options = {"progress": show_progress and state.is_main_process, **(embed_options or {})}
@@ -146,7 +145,7 @@ def train_localization_model(
 
 
 def _save_atomically(model, processor, destination: Path) -> None:
-    with atomic_directory(destination) as staging:
+    with atomic_directory(destination, command="train_classifiers") as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
 

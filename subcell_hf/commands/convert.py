@@ -27,7 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-type", choices=sorted(MODEL_TYPES), help="model type (with --encoder)")
     parser.add_argument("--no-classifiers", action="store_true", help="with --release: convert the encoder alone")
     parser.add_argument("--output", required=True, help="folder to write (save_pretrained layout)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a previous output of subcell-hf convert (never a folder it did not write)",
+    )
+    parser.add_argument(
+        "--any-classifier-architecture", action="store_true",
+        help="accept classifiers other than the released 3-layer, 31-class MLPs (all files must still match)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.release_dir:
                 raise ValueError("--release needs --release-dir")
             _, report = convert_release(
-                get_release(args.release), args.release_dir, args.output, not args.no_classifiers, args.overwrite
+                get_release(args.release), args.release_dir, args.output, not args.no_classifiers, args.overwrite,
+                released_classifiers=not args.any_classifier_architecture,
             )
         else:
             if not (args.encoder and args.channels and args.model_type):
@@ -51,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
                 position_embedding_type=position_embedding_type_for(args.model_type),
                 output_dir=args.output,
                 overwrite=args.overwrite,
+                released_classifiers=not args.any_classifier_architecture,
             )
-    except (CheckpointMismatchError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (CheckpointMismatchError, OSError, ValueError) as error:  # OSError: missing, unreadable, read-only
         print(f"subcell-hf convert: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"output": args.output, "passed": report.passed, "checks": report.checks}, indent=2))

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.num_workers,
             overwrite=args.overwrite,
         )
-    except (ManifestError, FileExistsError, ValueError) as error:
+    except (ManifestError, OSError, ValueError) as error:  # OSError: missing, read-only, refused --overwrite
         print(f"subcell-hf shards: error: {error}", file=sys.stderr)
         return 2
     report = summary.to_dict()

@@ -29,6 +29,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     JPEG saved as RGB) gives its first colour. Anything else that is not one plane is an error.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, expected an image file (PNG, JPEG or TIFF)")
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     suffix = path.suffix.lower()

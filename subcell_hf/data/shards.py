@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .crops import DEFAULT_CROP_SIZE, DEFAULT_MIN_AREA, DEFAULT_OUTPUT_SIZE, CellCrop, crop_cell, find_cells, read_field
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, check_replaceable, mark_output
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
 SHARD_PATTERN = "shard-%06d.tar"
@@ -348,7 +348,13 @@ def write_shards(
         "records_per_shard": records_per_shard,
     }
     output_dir = Path(output_dir)
+    if overwrite:  # only a previous output of this command, never a folder holding the inputs (atomic.py)
+        inputs = [] if isinstance(manifest, pd.DataFrame) else [Path(manifest)]
+        check_replaceable(output_dir, "shards", inputs)
+    fresh = not output_dir.exists() or not any(output_dir.iterdir())
     output_dir.mkdir(parents=True, exist_ok=True)
+    if fresh:
+        mark_output(output_dir, "shards")
     if overwrite:
         _remove_outputs(output_dir)
     for stale in output_dir.glob(SHARD_GLOB + PARTIAL_SUFFIX):
@@ -535,21 +541,47 @@ def decode_record(sample: dict) -> dict:
     }
 
 
-def iter_records(shard_urls: str | os.PathLike | Sequence[str | os.PathLike]) -> Iterator[dict]:
+class ShardReadError(ValueError):
+    """A shard, or one record of it, that cannot be read."""
+
+
+def iter_records(
+    shard_urls: str | os.PathLike | Sequence[str | os.PathLike],
+    on_error: Callable[[str, str | None, Exception], None] | None = None,
+) -> Iterator[dict]:
     """Every record of the shards once, in order, with no sampling or augmentation (for inference and
-    evaluation). Accepts what `list_shards` accepts."""
+    evaluation). Accepts what `list_shards` accepts.
+
+    A record that does not decode, or a damaged tar (then the rest of that file), is reported as
+    `on_error(shard, record key or None, error)` and skipped: the other records of the shard are still read.
+    Without `on_error` it raises `ShardReadError` naming the shard and record."""
     import webdataset as wds
 
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList(list_shards(shard_urls)),
-        wds.tarfile_to_samples(),
-        wds.map(decode_record),
-    )
-    yield from pipeline
+    for url in list_shards(shard_urls):
+        url = str(url)
+
+        def damaged(error: Exception, url: str = url) -> bool:
+            if on_error is None:
+                raise ShardReadError(f"{url}: damaged shard ({type(error).__name__}: {error})") from error
+            on_error(url, None, error)
+            return True  # webdataset: go on with what can still be read
+
+        samples = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=damaged))
+        for sample in samples:
+            try:
+                record = decode_record(sample)
+            except Exception as error:  # noqa: BLE001 - any decoder failure is this record's, not the shard's
+                key = sample.get("__key__")
+                if on_error is None:
+                    raise ShardReadError(f"{url} record {key}: {type(error).__name__}: {error}") from error
+                on_error(url, key, error)
+                continue
+            yield record
 
 
 __all__ = [
     "FailedRow",
+    "ShardReadError",
     "ShardSummary",
     "build_records",
     "deal_into_parts",

@@ -31,6 +31,7 @@ class LabelledEmbeddings:
     obs: pd.DataFrame  # one row per cell: antibody, locations, image_id, cell_line, ...
     probabilities: np.ndarray | None = None  # (N, L) in `probability_classes` order
     probability_classes: list[str] = field(default_factory=list)
+    failed_inputs: int = 0  # inputs (shards, records) that could not be read: their cells are left out
 
     def __len__(self) -> int:
         return len(self.embeddings)
@@ -90,6 +91,7 @@ def embed_shards(
         labelled = LabelledEmbeddings(table.embeddings, table.obs, table.probabilities, list(table.class_names))
     else:
         labelled = read_labelled_embeddings(Path(cache_dir) / OUTPUT_NAMES["h5ad"])
+    labelled.failed_inputs = len(result.failures)
     if not len(labelled):
         raise ValueError(f"no cell could be embedded from {shards!r}; see {Path(cache_dir) / 'summary.csv'}")
     return labelled

@@ -33,6 +33,7 @@ class Evaluation:
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     retrieval_groups: str | None = None
+    failed_inputs: int = 0  # inputs that could not be read: the metrics leave their cells out
 
     def describe(self) -> str:
         """How it was measured, in one paragraph (the results JSON `source`)."""
@@ -107,7 +108,13 @@ def evaluate_shards(
     The embeddings are cached in `cache_dir`; under `accelerate launch` the processes share the embedding pass.
     """
     labelled = embed_shards(model, shards, cache_dir, **(embed_options or {}))
-    return evaluate_embeddings(labelled, clustering, retrieval_groups, retrieval_exclude)
+    evaluation = evaluate_embeddings(labelled, clustering, retrieval_groups, retrieval_exclude)
+    if labelled.failed_inputs:  # said in the results and in the exit status, never silently fewer cells
+        evaluation.failed_inputs = labelled.failed_inputs
+        evaluation.notes.append(
+            f"{labelled.failed_inputs} input(s) could not be read and are left out (see {cache_dir}/summary.csv)"
+        )
+    return evaluation
 
 
 def results_from_evaluation(model: str, evaluation: Evaluation, dataset: dict[str, str]) -> dict[str, Any]:

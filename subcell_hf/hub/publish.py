@@ -30,7 +30,7 @@ from .. import __version__
 from ..convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
 from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
 from .cards import SOURCES_DIRNAME, release_inputs, render_card
-from ..atomic import atomic_write_text
+from ..atomic import OUTPUT_MARKER, atomic_write_text
 from .files import copy_atomic, file_hashes
 
 CARD_FILE = "README.md"
@@ -129,7 +129,7 @@ def check_release_folder(folder: str | Path, release: Release, recorded_sources:
     `recorded_sources` (file name -> sha256, kept with the cards) must then equal the converted sources.
     """
     folder = Path(folder)
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != OUTPUT_MARKER}
     problems = [f"missing file {name}" for name in sorted(RELEASE_FILES - present)]
     problems += [
         f"unexpected file {name} (a repository holds only safetensors weights, configs and remote code)"
@@ -208,7 +208,9 @@ def prepare_release_folder(
     sources = {name: info["sha256"] for name, info in report.sources.items()}
     atomic_write_text(folder / CARD_FILE, str(render_card(release, namespace, sources, results)))
     problems = check_release_folder(folder, release, recorded_sources)
-    files = tuple(ReleaseFile.from_path(folder, p) for p in sorted(folder.rglob("*")) if p.is_file())
+    files = tuple(  # the output marker is local bookkeeping (atomic.py), never published
+        ReleaseFile.from_path(folder, p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != OUTPUT_MARKER
+    )
     return PreparedRelease(release, folder, files, tuple(problems))
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_path, atomic_write_text, remove_stale_partials
 
 RUN_FILE = "run.json"
 CHUNK_TEMPLATE = "chunk-{index:06d}.npz"
@@ -62,14 +61,32 @@ class ChunkResult:
 class ChunkStore:
     """The `chunks/` folder of an output directory."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, signatures: dict[int, str] | None = None):
+        """`signatures`: chunk index -> `CellSource.signature` of its items now; a chunk written under another
+        signature (its files changed) counts as not done."""
         self.root = Path(root)
+        self.signatures = dict(signatures or {})
 
     def path(self, index: int) -> Path:
         return self.root / CHUNK_TEMPLATE.format(index=index)
 
     def completed(self, chunks: list[Chunk]) -> set[int]:
-        return {chunk.index for chunk in chunks if self.path(chunk.index).is_file()}
+        """Chunks done and still valid: written, from files unchanged since, and without failed inputs (a rerun
+        retries those, e.g. after a missing image was added)."""
+        done = set()
+        for chunk in chunks:
+            path = self.path(chunk.index)
+            if not path.is_file():
+                continue
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    signature = str(data["signature"]) if "signature" in data.files else ""
+                    failures = json.loads(str(data["failures"]))
+            except (OSError, ValueError, KeyError):  # a damaged chunk is computed again
+                continue
+            if signature == self.signatures.get(chunk.index, "") and not failures:
+                done.add(chunk.index)
+        return done
 
     def write(self, index: int, result: ChunkResult) -> Path:
         path = self.path(index)
@@ -85,6 +102,7 @@ class ChunkStore:
                 has_probabilities=np.array(result.probabilities is not None),
                 cells=np.array(json.dumps(result.cells)),
                 failures=np.array(json.dumps(result.failures)),
+                signature=np.array(self.signatures.get(index, "")),
             )
         return path
 
@@ -109,9 +127,13 @@ class ChunkStore:
         atomic_write_text(self.root / RUN_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
     def reset(self) -> None:
-        """Delete every chunk (a fresh start)."""
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        """Delete every chunk and the run file (a fresh start); nothing else in the folder is touched."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob(CHUNK_TEMPLATE.split("{")[0] + "*.npz"):
+            path.unlink(missing_ok=True)
+        (self.root / RUN_FILE).unlink(missing_ok=True)
+        remove_stale_partials(self.root)
 
 
 def settings_mismatch(found: dict[str, Any], expected: dict[str, Any]) -> list[str]:

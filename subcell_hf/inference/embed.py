@@ -12,7 +12,9 @@ processes, workers or restarts.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
 import os
 import time
@@ -27,7 +29,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from .. import __version__
+from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
+from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
@@ -101,6 +105,10 @@ class EmbedConfig:
             raise ValueError(
                 f"batch_size must be >= 1 and num_workers >= 0, found {self.batch_size} and {self.num_workers}"
             )
+        for name in ("size", "chunk_size"):  # 0 or negative: refused, never silently the default
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer when given, found {value!r}")
 
 
 @dataclass
@@ -150,12 +158,19 @@ class EmbeddingModel:
         looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
         if looks_local and not Path(name_or_path).expanduser().is_dir():
             raise ValueError(f"{name_or_path}: model folder not found (expected a save_pretrained folder or a Hub id)")
-        config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        try:
+            config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+        except OSError as error:
+            raise OSError(hub_error_message(name_or_path, error)) from None
         if getattr(config, "model_type", None) != "subcell":
             raise ValueError(f"{name_or_path}: not a SubCell model (model_type {config.model_type!r})")
         with_classifiers = "SubCellForProteinLocalization" in (config.architectures or []) and config.num_classifiers
+        if with_classifiers and weights_hold_classifiers(name_or_path, revision) is False:
+            logger.warning("%s: config.json names %d classifiers but the weights hold none: embedding with the "
+                           "encoder alone, no localization probabilities", name_or_path, config.num_classifiers)
+            with_classifiers = False
         auto = AutoModelForImageClassification if with_classifiers else AutoModel
-        model = auto.from_pretrained(name_or_path, **kwargs)
+        model = load_checked(auto, name_or_path, **kwargs)  # a missing or extra tensor is an error, never random
         try:
             processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
         except OSError:  # a folder without preprocessor_config.json
@@ -177,7 +192,8 @@ class EmbeddingModel:
 
     def fingerprint(self) -> str:
         """sha256 over the weights and config: chunks from other weights are never mixed in."""
-        digest = hashlib.sha256(self.model.config.to_json_string(use_diff=False).encode())
+        settings = {k: v for k, v in self.model.config.to_dict().items() if not k.startswith("_")}  # not the path
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -320,9 +336,24 @@ def embed(
         config / options: an `EmbedConfig`, or its fields as keyword arguments.
 
     Bad inputs (a missing or unreadable image, channels of different sizes, a mask with no cells) are reported in
-    `summary.csv` and in `EmbedResult.failures`; the other cells are processed.
+    `summary.csv` and in `EmbedResult.failures`; the other cells are processed. A second run on the same
+    `output_dir` at the same time is refused (`OutputBusyError`); a rerun resumes (docs/reliability.md).
     """
     config = config or EmbedConfig(**options)
+    main_process = process_state(config.device).is_main_process
+    with exclusive_output(output_dir) if main_process else contextlib.nullcontext():  # one run per folder
+        if main_process:
+            remove_stale_partials(output_dir, recursive=True)  # what a killed run left half-written
+        return _embed(model, inputs, output_dir, config)
+
+
+def _embed(
+    model: str | os.PathLike | EmbeddingModel,
+    inputs: str | os.PathLike | Sequence[str],
+    output_dir: str | os.PathLike,
+    config: EmbedConfig,
+) -> EmbedResult:
+    """`embed` inside its output lock."""
     state = process_state(config.device)
     embedding_model = model if isinstance(model, EmbeddingModel) else EmbeddingModel.from_pretrained(
         str(model), config.revision
@@ -334,13 +365,13 @@ def embed(
         logger.warning("%s: columns for %s are ignored: model %s reads %s", inputs, unused, embedding_model.name,
                        channels)
     output_dir = Path(output_dir)
-    store = ChunkStore(output_dir / CHUNKS_DIRNAME)
     device = torch.device(config.device) if config.device else state.device
     dtype = _autocast_dtype(config.precision, device)
     rows_per_batch = -(-config.batch_size // source.cells_per_item) if source.cells_per_item else 1
     chunk_size = config.chunk_size or default_chunk_size(len(source), source.default_chunk_size, rows_per_batch)
     chunks = plan_chunks(len(source), chunk_size)
-    preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size else {}
+    store = ChunkStore(output_dir / CHUNKS_DIRNAME, {c.index: source.signature(c.items) for c in chunks})
+    preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size is not None else {}
     settings = _run_settings(embedding_model, source, config, chunk_size, dtype, preprocess_kwargs)
     done = _start_or_resume(store, chunks, settings, config.overwrite, state)
 

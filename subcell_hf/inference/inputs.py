@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -87,6 +88,23 @@ class CellSource:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": len(self)}
 
+    def item_files(self, index: int) -> list[str]:
+        """The files item `index` is read from (their size and modification time tell a rerun they changed)."""
+        return []
+
+    def signature(self, items: Sequence[int]) -> str:
+        """Size and modification time of every file of `items`: a resumed run recomputes a chunk whose files
+        changed in place (a fixed image, a rewritten shard), not only one whose list of inputs changed."""
+        digest = hashlib.sha256()
+        for index in items:
+            for path in self.item_files(index):
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+                except OSError:
+                    digest.update(f"{path}\0missing\n".encode())
+        return digest.hexdigest()
+
 
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -149,6 +167,11 @@ class WrapperCsvSource(CellSource):
             if text.lstrip().startswith("#"):
                 continue
             values = next(csv.reader([text]))
+            if len(values) > len(header) and any(value.strip() for value in values[len(header):]):
+                raise ValueError(
+                    f"{self.path} line {number}: {len(values)} values, expected at most {len(header)} (the header "
+                    f"has {len(header)} columns); quote values that hold a comma"
+                )
             values += [""] * (len(header) - len(values))
             record = {name: value.strip() for name, value in zip(header, values)}
             prefix = record.get("output_prefix", "")
@@ -156,7 +179,8 @@ class WrapperCsvSource(CellSource):
                 prefix = str(PurePosixPath(record["output_folder"]) / prefix)
             # a leading "/" (the original README's "/subfolder_1/sample_1", or an absolute legacy output_folder)
             # names a path under the output folder, as the wrapper's string concatenation did
-            cell_id = prefix.replace("\\", "/").lstrip("/") or f"line{number}"
+            # "a", "./a" and "a/" name one file: compare (and write) the normalised name
+            cell_id = _normalised_prefix(prefix) or f"line{number}"
             if cell_id in seen:
                 raise ValueError(
                     f"{self.path} line {number}: output_prefix {cell_id!r} repeats line {seen[cell_id]}; "
@@ -192,6 +216,10 @@ class WrapperCsvSource(CellSource):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": len(self), "path": str(self.path)}
 
+    def item_files(self, index: int) -> list[str]:
+        row = self.rows[index]
+        return [row.paths[channel] for channel in self.channel_names if row.paths[channel]]
+
     def iter_cells(self, index: int) -> Iterator[Cell | InputFailure]:
         row = self.rows[index]
         where = f"{self.path.name} line {row.line}"
@@ -199,6 +227,9 @@ class WrapperCsvSource(CellSource):
             pixels = self.read_row(row)
         except (ImageReadError, ValueError) as error:
             yield InputFailure(index, row.id, where, str(error))
+            return
+        if not pixels.any():  # the model would still give a confident-looking top-1 for it
+            yield InputFailure(index, row.id, where, "every channel is 0 (a blank crop): nothing to embed or classify")
             return
         metadata = {"output_prefix": row.id, "line": row.line, **row.metadata}
         yield Cell(row.id, pixels, where, metadata)
@@ -221,6 +252,16 @@ class WrapperCsvSource(CellSource):
                 )
             planes.append((channel, plane))
         return np.stack([plane for _, plane in planes])
+
+
+def _normalised_prefix(prefix: str) -> str:
+    """`output_prefix` as the relative POSIX path it names: `\\` as `/`, no leading `/`, no `.` parts, no
+    trailing `/`, repeated `/` once ("" when it names nothing)."""
+    text = prefix.replace("\\", "/").strip().lstrip("/")
+    if not text:
+        return ""
+    normal = posixpath.normpath(text)
+    return "" if normal == "." else normal
 
 
 def _unsafe_relative(name: str) -> bool:
@@ -260,6 +301,12 @@ class FieldSource(CellSource):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def item_files(self, index: int) -> list[str]:
+        from ..data.manifest import MASK_COLUMN
+
+        row = self.table.iloc[index]
+        return [str(row[column]) for column in [*self.channel_names, MASK_COLUMN] if column in row and row[column]]
 
     def fingerprint(self) -> str:
         return _sha256_file(self.path)
@@ -358,16 +405,29 @@ class ShardSource(CellSource):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": len(self), "shards": list(self.urls), "mask_cells": self.mask_cells}
 
+    def item_files(self, index: int) -> list[str]:
+        return [str(self.urls[index])]
+
     def iter_cells(self, index: int) -> Iterator[Cell | InputFailure]:
         from ..data.shards import iter_records
 
         url = self.urls[index]
         name = Path(url).name
+        skipped: list[InputFailure] = []
+
+        def skip(shard: str, key: str | None, error: Exception) -> None:  # the record is lost, not the shard
+            what = f"record {key}" if key else "damaged tar (the rest of the file)"
+            skipped.append(InputFailure(index, f"{name}:{key}" if key else name, f"{name} {what}",
+                                        f"unreadable {what} ({type(error).__name__}: {error})"))
+
         try:
-            for record in iter_records([url]):
+            for record in iter_records([url], on_error=skip):
+                yield from skipped
+                skipped.clear()
                 yield from self._record_cells(index, name, record)
-        except Exception as error:  # noqa: BLE001 - a truncated or unreadable shard is one failed item
+        except Exception as error:  # noqa: BLE001 - an unreadable shard is one failed item
             yield InputFailure(index, name, url, f"unreadable shard ({type(error).__name__}: {error})")
+        yield from skipped
 
     def _record_cells(self, index: int, name: str, record: dict) -> Iterator[Cell | InputFailure]:
         where = f"{name} record {record.get('key')}"

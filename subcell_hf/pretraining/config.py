@@ -300,12 +300,34 @@ def build_argument_parser(description: str | None = None) -> argparse.ArgumentPa
             group.add_argument(
                 f"--{section.name}.{item.name}",
                 dest=f"{section.name}.{item.name}",
-                type=yaml.safe_load,
+                type=_yaml_value,
                 default=argparse.SUPPRESS,
                 metavar="VALUE",
                 help=f"{item.metadata.get('help', '')} (default: {default!r})",
             )
     return parser
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML file's content; a missing file or a syntax error is a `ValueError` naming the file (and line)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: config file not found (give a YAML file or a preset name of recipes/configs/)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: unreadable config file ({error})") from None
+
+
+def _yaml_value(text: str) -> Any:
+    """A command-line override read as YAML (so `1e-4`, `[0.9, 0.95]`, `true` have their types)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid YAML value ({error})") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainingConfig:
@@ -314,7 +336,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     source = "defaults"
     if path is not None:
         source = str(path)
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = _read_yaml(Path(path)) or {}
         if not isinstance(values, dict):
             raise ValueError(f"{source}: expected a mapping of sections, found {type(values).__name__}")
     values = {section: dict(entries or {}) for section, entries in values.items()}

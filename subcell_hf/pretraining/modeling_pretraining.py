@@ -262,7 +262,7 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         `AutoModel.from_pretrained` loads; written to a temporary folder first, then moved into place."""
         destination = Path(save_directory)
         encoder = self.encoder_model()
-        with atomic_directory(destination) as staging:
+        with atomic_directory(destination, command="export_encoder") as staging:
             encoder.save_pretrained(staging, **save_kwargs)
             SubCellImageProcessor.from_config(encoder.config).save_pretrained(staging)
         return destination

@@ -33,7 +33,10 @@ from ..data.augment import TwoViewAugmentation
 from ..data.loader import build_pretraining_loader
 from ..data.shards import SUMMARY_FILE, list_shards
 from ..processes import check_distributed, use_cpu_processes
-from .checkpoints import PreemptionWatcher, TrainingState, checkpoint_dir, resolve_resume, save_checkpoint
+from .checkpoints import (
+    CheckpointError, PreemptionWatcher, TrainingState, checkpoint_dir, load_checkpoint, register_training_states,
+    resolve_resume, save_checkpoint, trim_log,
+)
 from .config import PretrainingConfig
 from .figures import save_attention_figure, save_reconstruction_figure
 from .modeling_pretraining import SubCellForPreTraining
@@ -172,7 +175,7 @@ class Pretrainer:
             configure_deepspeed(self.accelerator.state.deepspeed_plugin, config, self.num_processes)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = TrainingState()
-        self.accelerator.register_for_checkpointing(self.scheduler, self.state)
+        register_training_states(self.accelerator, self.scheduler, self.state)  # read back without unpickling code
         self.augmentation = TwoViewAugmentation().to(self.accelerator.device)
         self._window: list[np.ndarray] = []
         self._window_start = time.perf_counter()
@@ -345,7 +348,12 @@ class Pretrainer:
         except FileNotFoundError as error:
             raise InvalidRunError(str(error)) from None
         if checkpoint is not None:
-            accelerator.load_state(str(checkpoint))
+            try:
+                load_checkpoint(accelerator, checkpoint)
+            except CheckpointError as error:
+                raise InvalidRunError(str(error)) from None
+            if accelerator.is_main_process:
+                trim_log(self.output_dir / METRICS_FILENAME, self.state.step)  # the replayed steps are logged again
             logger.info(f"resumed from {checkpoint} at step {self.state.step}", main_process_only=True)
         self._start()
         end_step = self.total_steps

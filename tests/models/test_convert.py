@@ -52,6 +52,7 @@ def test_conversion_records_checksums_and_converts_every_variant(tiny_release_di
     assert config.source_checksums[f"{RELEASE.classifier_dirname}/classifier_seed_9.pth"] == sha256_of(classifier_paths[9])
     assert config.model_variant == "all_channels-vit-prots-pool"
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".subcell_hf_output.json",  # the marker that lets a later --overwrite replace this output
         "config.json", "configuration_subcell.py", "conversion.json", "image_processing_subcell.py",
         "model.safetensors", "modeling_subcell.py", "preprocessor_config.json",
     ]

@@ -159,7 +159,7 @@ def test_non_finite_loss_stops_after_saving_the_last_good_state(synthetic_shards
         train(config)
     assert "step_00000002" in str(error.value)
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002"]
-    state = torch.load(tmp_path / "checkpoints" / "step_00000002" / "custom_checkpoint_1.pkl", weights_only=False)
+    state = torch.load(tmp_path / "checkpoints" / "step_00000002" / "training_state_1.bin", weights_only=True)
     assert state["step"] == 2 and state["micro_batches"] == 2
 
 
@@ -177,7 +177,7 @@ def test_two_process_ddp_run_with_gradient_accumulation(synthetic_shards, tmp_pa
     rows = train_rows(tmp_path)
     assert sorted(rows) == [1, 2, 3]
     assert rows[3]["train/global_batch_cells"] == 2 * 2 * 8 * 2  # processes x records x cells x accumulation
-    state = torch.load(list_checkpoints(tmp_path)[-1] / "custom_checkpoint_1.pkl", weights_only=False)
+    state = torch.load(list_checkpoints(tmp_path)[-1] / "training_state_1.bin", weights_only=True)
     assert state == {"step": 3, "micro_batches": 6, "cells_seen": 3 * 64}
     assert all(k in rows[3] for k in ("train/reconstruction", "train/cell_contrastive", "train/protein_contrastive"))
     checkpoint = list_checkpoints(tmp_path)[-1]

@@ -1,0 +1,59 @@
+"""A folder whose weights lack tensors its config.json names never embeds with random heads; an encoder-only
+folder gives no probabilities; a missing Hub repo offline is named with the cache searched (issue 10, defects 3
+and 12)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from subcell_hf.inference.embed import EmbeddingModel
+
+
+def _rewrite_weights(folder, keep):
+    path = folder / "model.safetensors"
+    tensors = load_file(path)
+    save_file({k: v for k, v in tensors.items() if keep(k)}, path, metadata={"format": "pt"})
+
+
+@pytest.fixture
+def localization_copy(tiny_converted, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_converted, copy)
+    return copy
+
+
+def test_weights_with_fewer_classifiers_than_the_config_are_an_error_naming_the_tensors(localization_copy):
+    _rewrite_weights(localization_copy, lambda name: not name.startswith("classifiers.9."))
+    with pytest.raises(ValueError, match=r"missing tensors.*classifiers\.9\."):
+        EmbeddingModel.from_pretrained(str(localization_copy))
+
+
+def test_weights_without_classifiers_embed_with_the_encoder_alone(localization_copy):
+    _rewrite_weights(localization_copy, lambda name: not name.startswith("classifiers."))
+    loaded = EmbeddingModel.from_pretrained(str(localization_copy))
+    assert not loaded.has_classifiers and loaded.class_names == []
+
+
+def test_unexpected_tensors_are_an_error(localization_copy):
+    import torch
+
+    path = localization_copy / "model.safetensors"
+    tensors = load_file(path)
+    tensors["classifiers.10.out_proj.weight"] = torch.zeros(3, 3)
+    save_file(tensors, path, metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"unexpected tensors.*classifiers\.10\.out_proj\.weight"):
+        EmbeddingModel.from_pretrained(str(localization_copy))
+
+
+def test_offline_missing_repo_names_the_repo_and_the_cache(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(OSError) as error:
+        EmbeddingModel.from_pretrained("subcell-test/not-in-the-cache")
+    message = str(error.value)
+    assert "subcell-test/not-in-the-cache" in message and constants.HF_HUB_CACHE in message and "OFFLINE" in message
