@@ -138,6 +138,7 @@ def train_ensemble(
     seeds: Iterable[int] | None = None,
     device: str | torch.device = "cpu",
     show_progress: bool = True,
+    validation: np.ndarray | None = None,
 ) -> list[TrainedClassifier]:
     """Train one head per seed (default `range(head_config.num_classifiers)`) on the same antibody-held-out split.
 
@@ -145,6 +146,9 @@ def train_ensemble(
         embeddings: (N, D) frozen SubCell embeddings, D = `head_config.embedding_size`.
         labels: (N, L) multi-hot targets in `head_config.id2label` order.
         groups: N antibody ids; the validation split holds out whole antibodies.
+        validation: optional (N,) boolean mask of the validation rows (e.g. the published split's `valid`
+            antibodies); without it, `training.validation_fraction` of the antibodies are held out at random
+            (`split_by_group`, seed `training.split_seed`).
     """
     embeddings = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
@@ -158,7 +162,16 @@ def train_ensemble(
             f"labels must have shape ({len(embeddings)}, {head_config.num_labels}) (one column per class of "
             f"id2label), found {tuple(labels.shape)}"
         )
-    train_index, validation_index = split_by_group(groups, training.validation_fraction, training.split_seed)
+    if validation is None:
+        train_index, validation_index = split_by_group(groups, training.validation_fraction, training.split_seed)
+    else:
+        validation = np.asarray(validation, dtype=bool)
+        if validation.shape != (len(embeddings),) or validation.all() or not validation.any():
+            raise ValueError(
+                f"validation must be a boolean mask of {len(embeddings)} rows with both training and validation "
+                f"rows, found shape {validation.shape} with {int(validation.sum())} validation rows"
+            )
+        train_index, validation_index = np.flatnonzero(~validation), np.flatnonzero(validation)
     if not labels[validation_index].any():
         raise ValueError(
             f"the validation split ({len(validation_index)} cells) has no positive label: "
