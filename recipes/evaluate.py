@@ -5,7 +5,8 @@
         --model-name myorg/my-subcell --dataset-name "HPA v23" --dataset-type hpa-v23
     # JUMP-CP style: well profiles, replicate and MoA retrieval with copairs
     python recipes/evaluate.py --model subcell/all_channels-vit-prots-pool --shards data/shards/jump \
-        --output outputs/eval-jump --split random --clustering none --replicate-column compound --moa-column moa
+        --output outputs/eval-jump --split random --clustering none --metadata wells.csv \
+        --replicate-column compound --moa-column moa
     accelerate launch recipes/evaluate.py ...      # several processes share the embedding pass
 
 Metrics (definitions in docs/evaluation.md): localization (micro / macro AP, label ranking AP, coverage error,
@@ -56,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--leiden-neighbors", type=int, default=15, help="kNN graph size (default: %(default)s)")
     parser.add_argument("--leiden-resolution", type=float, default=1.0, help="Leiden resolution (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="clustering and null-distribution seed (default: 0)")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        help="CSV/TSV/Parquet table joined to the cells on the columns it shares with them (e.g. plate, well) "
+        "adding columns such as compound, moa",
+    )
     parser.add_argument("--replicate-column", help="per-cell column naming the perturbation: replicate retrieval")
     parser.add_argument("--moa-column", help="per-cell column naming the mechanism of action: MoA retrieval")
     parser.add_argument(
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             leiden_neighbors=args.leiden_neighbors,
             leiden_resolution=args.leiden_resolution,
+            metadata=args.metadata,
             replicate_column=args.replicate_column,
             moa_column=args.moa_column,
             profile_by=tuple(args.profile_by),

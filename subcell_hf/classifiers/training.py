@@ -1,12 +1,13 @@
 """Train the localization ensemble on frozen SubCell embeddings.
 
-Each head is a `SubCellClassifier` (SPEC section 3: Linear-ReLU-Dropout(0.5)-Linear-ReLU-Dropout(0.5)-Linear) trained
-with its own seed on the same data; the ensemble is the N heads of seeds 0..N-1. Early stopping watches the macro
-average precision on a validation split that holds out whole antibodies, so that no antibody (staining) is on both
-sides; several antibodies of one gene may still fall on both sides.
-The defaults follow the published heads' training: AdamW at 1e-3, sigmoid focal loss (alpha 0.25, gamma 2),
-batches of 8192 embeddings, the learning rate halved after 4 epochs without improvement, stop after 20, at most
-200 epochs.
+Each head is a `SubCellClassifier` (Linear-ReLU-Dropout(0.5)-Linear-ReLU-Dropout(0.5)-Linear) trained with its own
+seed on the same data; the ensemble is the N heads of seeds 0..N-1. Early stopping watches the macro average
+precision on a validation split that holds out whole antibodies (the published split's `valid` list, or a random
+share), so that no antibody (staining) is on both sides; several antibodies of one gene may still fall on both
+sides with a random split.
+The defaults follow the published heads' training (docs/evaluation.md): AdamW at 1e-3, sigmoid focal loss (alpha
+0.25, gamma 2), batches of 8192 embeddings, the learning rate halved after 4 epochs without improvement, stop after
+20, at most 200 epochs.
 """
 
 from __future__ import annotations

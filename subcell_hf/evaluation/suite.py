@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,7 @@ class EvaluationOptions:
     seed: int = 0
     leiden_neighbors: int = 15
     leiden_resolution: float = 1.0
+    metadata: str | os.PathLike | None = None
     replicate_column: str | None = None
     moa_column: str | None = None
     profile_by: Sequence[str] = ("plate", "well")
@@ -154,6 +156,9 @@ def evaluate_embeddings(
         "library_versions": library_versions(),
     }
     result = Evaluation(counts={"cells_in_data": len(labelled)}, protocol=protocol)
+    if options.metadata is not None:
+        labelled = attach_metadata(labelled, options.metadata, result.notes)
+        protocol["metadata"] = str(options.metadata)
     if split is not None:
         report = split.report(labelled.antibodies)
         protocol["split_report"] = report
@@ -169,6 +174,41 @@ def evaluate_embeddings(
     if options.replicate_column or options.moa_column:
         _retrieval(result, labelled, options)
     return result
+
+
+def attach_metadata(
+    labelled: LabelledEmbeddings, path: str | os.PathLike, notes: list[str] | None = None
+) -> LabelledEmbeddings:
+    """Add the columns of a CSV / TSV / Parquet table (e.g. per well: compound, MoA, control flag) to every cell,
+    joined on the columns it shares with the per-cell metadata (e.g. `plate` and `well`). Cells without a
+    matching row get "" (counted in `notes`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: metadata table not found")
+    if path.suffix.lower() == ".parquet":
+        table = pd.read_parquet(path).astype(str)
+    elif path.suffix.lower() in (".csv", ".tsv"):
+        table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
+    else:
+        raise ValueError(f"{path}: expected a .csv, .tsv or .parquet table, found {path.suffix!r}")
+    keys = [column for column in table.columns if column in labelled.obs.columns]
+    if not keys or len(keys) == len(table.columns):
+        raise ValueError(
+            f"{path}: needs key columns shared with the cells' metadata {sorted(labelled.obs.columns)} and new "
+            f"columns; found {list(table.columns)}"
+        )
+    duplicated = table.duplicated(keys)
+    if duplicated.any():
+        raise ValueError(f"{path}: several rows for the keys {keys}, e.g. {table[duplicated].iloc[0][keys].tolist()}")
+    obs = labelled.obs.reset_index(drop=True)
+    merged = obs.astype({key: str for key in keys}).merge(table, on=keys, how="left", indicator=True)
+    unmatched = int((merged.pop("_merge") != "both").sum())
+    if unmatched and notes is not None:
+        notes.append(f"{unmatched} cells have no row in {path.name} (joined on {keys})")
+    new_columns = [column for column in table.columns if column not in keys]
+    merged[new_columns] = merged[new_columns].fillna("")
+    merged.index = labelled.obs.index
+    return LabelledEmbeddings(labelled.embeddings, merged, labelled.probabilities, list(labelled.probability_classes))
 
 
 def _localization(result, labelled, options, head_probabilities, seeds) -> None:
@@ -217,6 +257,8 @@ def _clustering(result, labelled, options) -> None:
 
 
 def _retrieval(result, labelled, options) -> None:
+    from copairs.matching import UnpairedException
+
     from .retrieval import normalize_per_plate, profile_retrieval, well_profiles
 
     profiles = well_profiles(labelled.embeddings, labelled.obs, options.profile_by)
@@ -237,15 +279,19 @@ def _retrieval(result, labelled, options) -> None:
     common = dict(
         plate=options.plate_column, null_size=options.null_size, threshold=options.threshold, seed=options.seed
     )
+    families = []
     if options.replicate_column:
-        retrieved = profile_retrieval(profiles.values, profiles.meta, options.replicate_column, **common)
-        result.metrics["replicate_retrieval"] = retrieved.metrics
-        result.retrieval_tables["replicate_retrieval"] = retrieved.per_group
+        families.append(("replicate_retrieval", options.replicate_column, []))
     if options.moa_column:
-        exclude = [options.replicate_column] if options.replicate_column else []
-        retrieved = profile_retrieval(profiles.values, profiles.meta, options.moa_column, exclude=exclude, **common)
-        result.metrics["moa_retrieval"] = retrieved.metrics
-        result.retrieval_tables["moa_retrieval"] = retrieved.per_group
+        families.append(("moa_retrieval", options.moa_column, [options.replicate_column] if options.replicate_column else []))
+    for family, column, exclude in families:
+        try:
+            retrieved = profile_retrieval(profiles.values, profiles.meta, column, exclude=exclude, **common)
+        except UnpairedException as error:  # e.g. every MoA has a single compound in the data
+            result.notes.append(f"no {family.replace('_', ' ')}: {error} (column {column!r}, excluding {exclude})")
+            continue
+        result.metrics[family] = retrieved.metrics
+        result.retrieval_tables[family] = retrieved.per_group
 
 
 def head_probabilities(model: Any, embeddings: np.ndarray, batch_size: int = 65536) -> np.ndarray | None:

@@ -89,21 +89,29 @@ def test_grouping_scores_groups_instead_of_classes():
     assert "Grouping 2" in results_from_evaluation("me/model", evaluation, DATASET)["metrics"][0]["name"]
 
 
-def test_replicate_and_moa_retrieval_on_well_profiles():
-    # 3 plates x 8 wells, one compound per well column, 2 MoAs; 3 cells per well.
-    rows = [(f"P{p}", f"W{w}", f"C{w}", f"M{w % 2}") for p in range(3) for w in range(8) for _ in range(3)]
-    plate, well, compound, moa = map(list, zip(*rows))
+def test_replicate_and_moa_retrieval_on_well_profiles_with_a_well_metadata_table(tmp_path):
+    # 3 plates x 8 wells, one compound per well column, 2 MoAs; 3 cells per well; compound and MoA come from a
+    # per-well table joined on plate + well (one well of it is missing: its cells get "").
+    rows = [(f"P{p}", f"W{w}") for p in range(3) for w in range(8) for _ in range(3)]
+    plate, well = map(list, zip(*rows))
+    wells = pd.DataFrame([(f"P{p}", f"W{w}", f"C{w}", f"M{w % 2}") for p in range(3) for w in range(8)],
+                         columns=["plate", "well", "compound", "moa"])
+    wells.iloc[1:].to_csv(tmp_path / "wells.csv", index=False)
     rng = np.random.default_rng(7)
-    compound_ids = np.array([int(c[1:]) for c in compound])
+    compound_ids = np.array([int(w[1:]) for w in well])
     embeddings = rng.normal(size=(72, 8)) + 2 * np.eye(8)[compound_ids] + 2 * np.eye(8)[compound_ids % 2]
-    labelled = _labelled(["Cytosol"] * 72, plate=plate, well=well, compound=compound, moa=moa)
+    labelled = _labelled(["Cytosol"] * 72, plate=plate, well=well)
     labelled.embeddings = embeddings.astype(np.float32)
-    options = EvaluationOptions(split="random", clustering=(), replicate_column="compound", moa_column="moa", null_size=500)
+    options = EvaluationOptions(
+        split="random", clustering=(), metadata=tmp_path / "wells.csv", replicate_column="compound",
+        moa_column="moa", null_size=500,
+    )
     evaluation = evaluate_embeddings(labelled, options)
+    assert "3 cells have no row in wells.csv (joined on ['plate', 'well'])" in evaluation.notes
     assert evaluation.counts["profiles"] == 24
     assert set(evaluation.metrics) == {"replicate_retrieval", "moa_retrieval"}
     assert evaluation.metrics["replicate_retrieval"]["mean_average_precision"] > 0.8
-    assert len(evaluation.retrieval_tables["replicate_retrieval"]) == 8
+    assert len(evaluation.retrieval_tables["replicate_retrieval"]) == 8  # the unmatched well ("") has no replicate
     assert len(evaluation.retrieval_tables["moa_retrieval"]) == 2
     assert evaluation.protocol["retrieval"]["normalization"] == "mad_robustize"
 
