@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, extra in (("classes", []), ("grouping_3", ["--grouping", "Grouping 3"])):
         started = time.perf_counter()
-        run("evaluate.py", [*common, "--output", str(workdir / f"eval_{name}"), *extra], workdir / f"evaluate_{name}.log")
+        output = workdir / f"eval_{name}"
+        run("evaluate.py", [*common, "--output", str(output), *extra], workdir / f"evaluate_{name}.log")
         seconds[f"evaluate_{name}"] = round(time.perf_counter() - started, 1)
         target = args.output / name
         target.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "every cell given), or a split file (folder of <split>_antibodies.txt, or .csv/.tsv with antibody,split) "
         "(default: %(default)s)",
     )
-    parser.add_argument("--grouping", help="score the paper's location groups, e.g. 'Grouping 1' (default: the classes)")
+    parser.add_argument(
+        "--grouping", help="score the paper's location groups, e.g. 'Grouping 1' (default: the classes)"
+    )
     parser.add_argument(
         "--clustering",
         nargs="+",

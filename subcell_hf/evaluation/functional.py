@@ -125,12 +125,15 @@ def localization_report(y_true: np.ndarray, head_scores: np.ndarray, classes: Se
     y_true = np.asarray(y_true)
     head_scores = np.asarray(head_scores, dtype=np.float64)
     if head_scores.ndim != 3 or head_scores.shape[0] != len(y_true) or head_scores.shape[2] != y_true.shape[1]:
-        raise ValueError(f"head_scores must have shape ({len(y_true)}, heads, {y_true.shape[1]}), found {head_scores.shape}")
+        raise ValueError(
+            f"head_scores must have shape ({len(y_true)}, heads, {y_true.shape[1]}), found {head_scores.shape}"
+        )
     present = present_classes(y_true)
     names = list(classes)
     ensemble = head_scores.mean(axis=1)
-    per_head = [localization_metrics(y_true, head_scores[:, h]) for h in range(head_scores.shape[1])]
-    per_head_class = [per_class_average_precision(y_true, head_scores[:, h], names) for h in range(head_scores.shape[1])]
+    heads = range(head_scores.shape[1])
+    per_head = [localization_metrics(y_true, head_scores[:, h]) for h in heads]
+    per_head_class = [per_class_average_precision(y_true, head_scores[:, h], names) for h in heads]
     evaluated = [name for name, keep in zip(names, present) if keep]
     return {
         "classes": evaluated,
@@ -178,7 +181,8 @@ def cluster_embeddings(
         import scanpy as sc  # ~10 s to import: only when Leiden is asked for
 
         adata = anndata.AnnData(X=unit.astype(np.float32))
-        sc.pp.neighbors(adata, n_neighbors=min(n_neighbors, len(unit) - 1), use_rep="X", metric="cosine", random_state=seed)
+        neighbors = min(n_neighbors, len(unit) - 1)
+        sc.pp.neighbors(adata, n_neighbors=neighbors, use_rep="X", metric="cosine", random_state=seed)
         sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, directed=False, random_state=seed)
         return adata.obs["leiden"].astype(int).to_numpy()
     raise ValueError(f"clustering method must be one of {CLUSTERING_METHODS}, found {method!r}")

@@ -42,10 +42,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
             lines.append(f"| {key} | {_cell(protocol[key])} |")
     for key, value in protocol.get("retrieval", {}).items():
         lines.append(f"| retrieval {key} | {_cell(value)} |")
-    versions = ", ".join(f"{name} {version}" for name, version in protocol.get("library_versions", {}).items() if version)
+    versions = protocol.get("library_versions", {})
+    versions = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
     lines += [f"| libraries | {versions} |", ""]
     if "split_report" in protocol:
-        lines += ["## Antibody split", "", "| list | listed antibodies | found in the data | cells |", "|---|---|---|---|"]
+        lines += ["## Antibody split", "", "| list | listed antibodies | found in the data | cells |"]
+        lines.append("|---|---|---|---|")
         for name, entry in protocol["split_report"].items():
             lines.append(
                 f"| {name} | {entry.get('listed_antibodies', '-')} | {entry['antibodies_found']} | {entry['cells']} |"
@@ -65,11 +67,12 @@ def markdown_report(results: Mapping[str, Any]) -> str:
 def _localization_tables(localization: Mapping[str, Any]) -> list[str]:
     seeds = localization["seeds"]
     ids = seeds.get("ids", list(range(localization["num_heads"])))
+    absent = localization["absent_classes"]
     lines = [
         "## Localization: ensemble and seeds",
         "",
         f"{localization['num_cells']} cells, {len(localization['classes'])} classes evaluated"
-        + (f"; dropped (no positive): {', '.join(localization['absent_classes'])}" if localization["absent_classes"] else "")
+        + (f"; dropped (no positive): {', '.join(absent)}" if absent else "")
         + ". Seed spread: sample standard deviation over the heads.",
         "",
         "| metric | ensemble | seed mean | seed std | " + " | ".join(f"seed {i}" for i in ids) + " |",

@@ -130,9 +130,8 @@ def read_split(path: str | os.PathLike, source: str | None = None) -> AntibodySp
         unknown = sorted(set(table["split"]) - set(SPLIT_NAMES))
         if unknown:
             raise ValueError(f"{path}: column 'split' must hold {list(SPLIT_NAMES)}, found {unknown}")
-        return AntibodySplit(
-            source, {split: frozenset(table.loc[table["split"] == split, "antibody"].str.strip()) for split in SPLIT_NAMES}
-        )
+        ids = {split: frozenset(table.loc[table["split"] == split, "antibody"].str.strip()) for split in SPLIT_NAMES}
+        return AntibodySplit(source, ids)
     raise ValueError(
         f"--split must be one of {SPLIT_CHOICES}, a folder of <split>_antibodies.txt files or a .csv/.tsv file "
         f"with columns antibody and split; found {str(path)!r}"

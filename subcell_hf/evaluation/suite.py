@@ -116,7 +116,8 @@ class Evaluation:
                 retrieval = protocol["retrieval"]
                 parts.append(
                     f"{family.replace('_', ' ')}: copairs mAP on {self.counts['profiles']} profiles (mean by "
-                    f"{'+'.join(retrieval['profile_by'])}, {retrieval['normalization']} per {retrieval['plate_column']})"
+                    f"{'+'.join(retrieval['profile_by'])}, {retrieval['normalization']} per "
+                    f"{retrieval['plate_column']})"
                 )
         return "; ".join(parts + self.notes) + "."
 
@@ -283,7 +284,8 @@ def _retrieval(result, labelled, options) -> None:
     if options.replicate_column:
         families.append(("replicate_retrieval", options.replicate_column, []))
     if options.moa_column:
-        families.append(("moa_retrieval", options.moa_column, [options.replicate_column] if options.replicate_column else []))
+        exclude = [options.replicate_column] if options.replicate_column else []
+        families.append(("moa_retrieval", options.moa_column, exclude))
     for family, column, exclude in families:
         try:
             retrieved = profile_retrieval(profiles.values, profiles.meta, column, exclude=exclude, **common)

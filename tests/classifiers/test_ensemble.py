@@ -162,7 +162,8 @@ def test_an_explicit_validation_mask_is_the_validation_split(monkeypatch):
         return "head"
 
     monkeypatch.setattr(training_module, "train_classifier", record)
-    assert train_ensemble(embeddings, labels, antibodies, config, validation=validation, show_progress=False) == ["head"]
+    heads = train_ensemble(embeddings, labels, antibodies, config, validation=validation, show_progress=False)
+    assert heads == ["head"]
     np.testing.assert_array_equal(seen["valid"], embeddings[validation])
     np.testing.assert_array_equal(seen["train"], embeddings[~validation])
     with pytest.raises(ValueError, match="validation must be a boolean mask of 24 rows"):

@@ -33,7 +33,7 @@ def test_split_selects_exactly_the_listed_antibodies_and_reports_counts():
     assert report["test"] == {"listed_antibodies": 3460, "antibodies_found": 2, "cells": 3}
     assert report["valid"]["antibodies_found"] == 0 and report["unlisted"] == {"antibodies_found": 1, "cells": 1}
     assert "test: 2 of 3460 listed antibodies in the data (3 cells)" in format_report(report, "published")
-    with pytest.raises(ValueError, match=r"none of the 6 antibodies in the data is in the 'valid' list.*--split random"):
+    with pytest.raises(ValueError, match=r"none of the 6 antibodies in the data is in the 'valid' list.*split random"):
         split.rows(antibodies, "valid")
 
 
