@@ -196,15 +196,16 @@ def check_loaded_by_repo_id(
     labels = labelled.labels(labelled.probability_classes)
     rows = labels.any(axis=1)
     metrics = localization_metrics(labels[rows], probabilities.numpy()[rows])
-    measured = {m["type"]: m["value"] for m in results["metrics"]}
+    measured = {m["type"]: m["value"] for m in results["metrics"] if m.get("config") == "ensemble"}
     card = ModelCard.load(Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True)) / "README.md")
-    card_values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    card_values = [(r.metric_type, r.metric_config, r.metric_value) for r in card.data.eval_results]
     return {
         "repo_id": repo_id,
         "weights_equal_trained_folder": weights_equal and model.state_dict().keys() == folder.state_dict().keys(),
         "max_abs_probability_difference": difference,
         "metrics_equal": all(abs(metrics[k] - measured[k]) < 1e-6 for k in metrics),
-        "card_model_index_equals_results": card_values == measured,
+        "card_model_index_equals_results": card_values
+        == [(m["type"], m.get("config"), m["value"]) for m in results["metrics"]],
         "num_classifiers": len(model.classifiers),
     }
 
@@ -269,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(NUM_CLASSIFIERS),
                 "--batch-size",
                 "64",
+                "--split",
+                "random",
                 "--validation-fraction",
                 "0.2",
                 "--num-workers",
@@ -300,9 +303,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--dataset-type",
                 "subcell-hf-synthetic",
                 "--split",
+                "random",
+                "--dataset-split",
                 "test",
-                "--retrieval-groups",
+                "--replicate-column",
                 "antibody",
+                "--profile-by",
+                "image_id",
                 "--num-workers",
                 "0",
                 "--precision",
@@ -323,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                     for h in training["heads"]
                 ],
             },
-            "test_metrics": {m["type"]: round(m["value"], 4) for m in results["metrics"]},
+            "test_metrics": {f"{m['type']}/{m.get('config')}": round(m["value"], 4) for m in results["metrics"]},
         }
 
     started = time.perf_counter()
@@ -361,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(summary: dict) -> str:
     pretrained, baseline = summary["pretrained"]["test_metrics"], summary["random_init"]["test_metrics"]
-    names = {m["type"]: m["name"] for m in summary["results_json"]["metrics"]}
+    names = {f"{m['type']}/{m.get('config')}": m["name"] for m in summary["results_json"]["metrics"]}
     lines = [
         "# Full loop on synthetic data (`benchmarks/full_loop.py`)",
         "",

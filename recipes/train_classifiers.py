@@ -8,8 +8,13 @@ a `SubCellForProteinLocalization` folder (the layout of the published models, re
 Writes `<output>/model/` (weights, config, image processor; loads with `AutoModelForImageClassification`),
 `<output>/training.json` (per head: seed, best epoch, validation macro AP, history) and caches the embeddings in
 `<output>/embeddings/` (or --embedding-cache): a rerun with the same encoder and shards does not embed again.
-Heads use seeds 0..N-1 and stop early on the macro average precision of a validation split that holds out whole
-antibodies. Defaults follow the published heads (focal loss, AdamW 1e-3, batches of 8192, patience 20).
+Training and validation cells follow --split: `published` (default; the paper's antibody lists: heads train on
+the `train` antibodies and stop early on the `valid` ones; test antibodies are left out), `random` (for other
+data: --validation-fraction of the antibodies validate) or a split file (a folder of <split>_antibodies.txt, or
+a .csv/.tsv with columns antibody,split). The counts of each list found in the shards are printed and recorded.
+Heads use seeds 0..N-1 and stop early on the validation macro average precision. Defaults follow the published
+heads (docs/evaluation.md): sigmoid focal loss, AdamW 1e-3, batches of 8192, learning rate halved after 4 epochs
+without improvement, at most 200 epochs, early-stopping patience 20.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of {', '.join(CLASS_SETS)} (31 released classes / 35 pretraining classes / those in the data), "
         "or class names (default: localization)",
     )
+    parser.add_argument(
+        "--split",
+        default="published",
+        help="antibody split: published, random or a split file (default: %(default)s)",
+    )
     parser.add_argument("--num-classifiers", type=int, default=10, help="ensemble size (default: %(default)s)")
     parser.add_argument("--loss", choices=sorted(LOSSES), default=defaults.loss, help="default: %(default)s")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="default: %(default)s")
@@ -51,10 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs without improvement before stopping (default: %(default)s)",
     )
     parser.add_argument(
+        "--lr-patience",
+        type=int,
+        default=defaults.lr_patience,
+        help="epochs without improvement before the learning rate is multiplied by --lr-factor (default: %(default)s)",
+    )
+    parser.add_argument("--lr-factor", type=float, default=defaults.lr_factor, help="default: %(default)s")
+    parser.add_argument(
         "--validation-fraction",
         type=float,
         default=defaults.validation_fraction,
-        help="share of antibodies held out (default: %(default)s)",
+        help="share of antibodies held out with --split random (default: %(default)s)",
     )
     parser.add_argument("--split-seed", type=int, default=defaults.split_seed, help="default: %(default)s")
     parser.add_argument("--embedding-cache", type=Path, help="embedding cache folder (default: <output>/embeddings)")
@@ -94,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_epochs=args.max_epochs,
             patience=args.patience,
+            lr_patience=args.lr_patience,
+            lr_factor=args.lr_factor,
             validation_fraction=args.validation_fraction,
             split_seed=args.split_seed,
         )
@@ -102,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             args.shards[0] if len(args.shards) == 1 else args.shards,
             args.output,
             classes=classes,
+            split=args.split,
             num_classifiers=args.num_classifiers,
             training=training,
             embedding_cache=args.embedding_cache,
@@ -118,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     from subcell_hf.processes import process_state
 
     if process_state().is_main_process:
+        import json
+
+        from subcell_hf.evaluation.splits import format_report
+
+        log = json.loads((args.output / "training.json").read_text())
+        if log.get("split_report"):
+            print(format_report(log["split_report"], log["split"]))
         print(f"wrote {model_dir}")
     return 0
 

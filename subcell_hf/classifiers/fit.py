@@ -2,9 +2,12 @@
 
 1. Embed every cell once with the frozen encoder (`subcell_hf.inference.embed`; its output folder is the cache).
 2. Turn each cell's locations into multi-hot targets over the chosen class list.
-3. Train one head per seed 0..N-1 (`train_ensemble`); under `accelerate launch` the seeds are dealt over the
+3. Choose the training and validation cells: with an antibody split (`published` by default, or a split file)
+   the cells of its `train` and `valid` antibodies (test antibodies and unlisted ones are left out, and the
+   counts recorded); with `random`, a random share of the antibodies validates.
+4. Train one head per seed 0..N-1 (`train_ensemble`); under `accelerate launch` the seeds are dealt over the
    processes and the trained heads gathered on the main process.
-4. Attach the heads to the encoder and save the model with its image processor, plus `training.json`.
+5. Attach the heads to the encoder and save the model with its image processor, plus `training.json`.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def train_localization_model(
     shards: str | os.PathLike | Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
     classes: str | Sequence[str] = "localization",
+    split: str | os.PathLike | None = "published",
     num_classifiers: int = 10,
     training: ClassifierTrainingConfig = ClassifierTrainingConfig(),
     embedding_cache: str | os.PathLike | None = None,
@@ -81,6 +85,9 @@ def train_localization_model(
         output_dir: receives `model/` (the `SubCellForProteinLocalization` folder, image processor included),
             `training.json` (per-head best epoch, validation AP and history) and, by default, the embedding cache.
         classes: `"localization"` (the 31 released classes), `"pretraining"` (35), `"present"` or a list.
+        split: `"published"` (the paper's antibody lists: train on `train`, stop early on `valid`), `"random"`
+            (hold out `training.validation_fraction` of the antibodies) or a split file
+            (`subcell_hf.evaluation.splits`).
         num_classifiers: ensemble size; heads use seeds 0..N-1.
         training: how each head is trained (`ClassifierTrainingConfig`).
         embedding_cache: where embeddings are cached (default `<output_dir>/embeddings`); reused when the encoder
@@ -94,9 +101,11 @@ def train_localization_model(
     from accelerate.utils import gather_object
 
     from ..evaluation.embeddings import embed_shards
+    from ..evaluation.splits import format_report, resolve_split
     from ..inference import EmbeddingSettingsError
     from ..processes import process_state
 
+    antibody_split = resolve_split(split)  # a bad split file fails before the embedding pass
     state = process_state()
     output_dir = Path(output_dir)
     model_dir = output_dir / MODEL_DIRNAME
@@ -120,25 +129,37 @@ def train_localization_model(
         logger.warning(
             "%d of %d cells have no location among the classes: left out", (~labelled_rows).sum(), len(labels)
         )
+    antibodies = labelled.antibodies
+    rows, validation, split_report = labelled_rows, None, None
+    if antibody_split is not None:
+        split_report = antibody_split.report(antibodies)
+        if state.is_main_process:
+            logger.info(format_report(split_report, antibody_split.source))
+        train_rows = antibody_split.rows(antibodies, "train")
+        valid_rows = antibody_split.rows(antibodies, "valid")
+        rows = labelled_rows & (train_rows | valid_rows)
+        validation = valid_rows[rows]
     head_config = localization_config(encoder_model.model.config, class_names, num_classifiers)
     seeds = list(range(num_classifiers))[state.process_index :: state.num_processes]
     heads = train_ensemble(
-        labelled.embeddings[labelled_rows],
-        labels[labelled_rows],
-        labelled.antibodies[labelled_rows],
+        labelled.embeddings[rows],
+        labels[rows],
+        antibodies[rows],
         head_config,
         training,
         seeds=seeds,
         device=state.device,
         show_progress=show_progress and state.is_main_process,
+        validation=validation,
     )
     heads = sorted(gather_object(heads), key=lambda head: head.seed)
     if state.is_main_process:
         model = attach_ensemble(encoder_model.model.cpu(), heads, class_names)
         _save_atomically(model, encoder_model.processor, model_dir)
-        log = _training_log(
-            encoder_model.name, shards, class_names, training, heads, labelled.antibodies[labelled_rows]
-        )
+        log = _training_log(encoder_model.name, shards, class_names, training, heads, antibodies[rows])
+        log["split"] = "random" if antibody_split is None else antibody_split.source
+        log["split_report"] = split_report
+        log["validation_cells"] = int(validation.sum()) if validation is not None else None
         atomic_write_text(output_dir / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
     state.wait_for_everyone()
     return model_dir

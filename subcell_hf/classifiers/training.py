@@ -1,12 +1,13 @@
 """Train the localization ensemble on frozen SubCell embeddings.
 
-Each head is a `SubCellClassifier` (SPEC section 3: Linear-ReLU-Dropout(0.5)-Linear-ReLU-Dropout(0.5)-Linear) trained
-with its own seed on the same data; the ensemble is the N heads of seeds 0..N-1. Early stopping watches the macro
-average precision on a validation split that holds out whole antibodies, so that no antibody (staining) is on both
-sides; several antibodies of one gene may still fall on both sides.
-The defaults follow the published heads' training: AdamW at 1e-3, sigmoid focal loss (alpha 0.25, gamma 2),
-batches of 8192 embeddings, the learning rate halved after 4 epochs without improvement, stop after 20, at most
-200 epochs.
+Each head is a `SubCellClassifier` (Linear-ReLU-Dropout(0.5)-Linear-ReLU-Dropout(0.5)-Linear) trained with its own
+seed on the same data; the ensemble is the N heads of seeds 0..N-1. Early stopping watches the macro average
+precision on a validation split that holds out whole antibodies (the published split's `valid` list, or a random
+share), so that no antibody (staining) is on both sides; several antibodies of one gene may still fall on both
+sides with a random split.
+The defaults follow the published heads' training (docs/evaluation.md): AdamW at 1e-3, sigmoid focal loss (alpha
+0.25, gamma 2), batches of 8192 embeddings, the learning rate halved after 4 epochs without improvement, stop after
+20, at most 200 epochs.
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def train_ensemble(
     seeds: Iterable[int] | None = None,
     device: str | torch.device = "cpu",
     show_progress: bool = True,
+    validation: np.ndarray | None = None,
 ) -> list[TrainedClassifier]:
     """Train one head per seed (default `range(head_config.num_classifiers)`) on the same antibody-held-out split.
 
@@ -145,6 +147,9 @@ def train_ensemble(
         embeddings: (N, D) frozen SubCell embeddings, D = `head_config.embedding_size`.
         labels: (N, L) multi-hot targets in `head_config.id2label` order.
         groups: N antibody ids; the validation split holds out whole antibodies.
+        validation: optional (N,) boolean mask of the validation rows (e.g. the published split's `valid`
+            antibodies); without it, `training.validation_fraction` of the antibodies are held out at random
+            (`split_by_group`, seed `training.split_seed`).
     """
     embeddings = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
@@ -158,7 +163,16 @@ def train_ensemble(
             f"labels must have shape ({len(embeddings)}, {head_config.num_labels}) (one column per class of "
             f"id2label), found {tuple(labels.shape)}"
         )
-    train_index, validation_index = split_by_group(groups, training.validation_fraction, training.split_seed)
+    if validation is None:
+        train_index, validation_index = split_by_group(groups, training.validation_fraction, training.split_seed)
+    else:
+        validation = np.asarray(validation, dtype=bool)
+        if validation.shape != (len(embeddings),) or validation.all() or not validation.any():
+            raise ValueError(
+                f"validation must be a boolean mask of {len(embeddings)} rows with both training and validation "
+                f"rows, found shape {validation.shape} with {int(validation.sum())} validation rows"
+            )
+        train_index, validation_index = np.flatnonzero(~validation), np.flatnonzero(validation)
     if not labels[validation_index].any():
         raise ValueError(
             f"the validation split ({len(validation_index)} cells) has no positive label: "

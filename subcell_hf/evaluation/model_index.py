@@ -5,11 +5,17 @@ A results JSON describes what one model scored on one dataset:
     {"model": "subcell/all_channels-vit-prots-pool",
      "task": {"type": "image-classification", "name": "Protein localization"},
      "dataset": {"name": "HPA v23 test", "type": "hpa-v23", "split": "test"},
-     "metrics": [{"type": "micro_average_precision", "name": "Micro average precision", "value": 0.81}, ...],
-     "source": "how it was measured"}
+     "metrics": [{"type": "micro_average_precision", "name": "Micro average precision (ensemble)",
+                  "config": "ensemble", "value": 0.81}, ...],
+     "source": "how it was measured",
+     "protocol": {...}, "report": {...}}
 
-`model_index_from_results` turns one or several of them into the `model-index` list of a model card
-(`huggingface_hub.ModelCardData(**{"model-index": ...})`).
+`config` (optional) says which variant of a metric an entry is (`ensemble`, `seed-mean`, `kmeans`, `leiden`,
+`replicate-retrieval`...); `protocol` and `report` (optional, written by `recipes/evaluate.py`) record how the
+numbers were made and the full report behind them (per-seed values, per-class APs).
+
+`model_index_from_results` turns one or several of them into the `model-index` list of a model card through
+huggingface_hub's own `EvalResult` and `eval_results_to_model_index`.
 """
 
 from __future__ import annotations
@@ -20,19 +26,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import EvalResult
+from huggingface_hub.repocard_data import eval_results_to_model_index
+
 from ..atomic import atomic_write_text
 from .functional import METRIC_NAMES
 
 LOCALIZATION_TASK: dict[str, str] = {"type": "image-classification", "name": "Protein localization"}
 
 
-def metric_entries(values: Mapping[str, float], qualifier: str | None = None) -> list[dict[str, Any]]:
+def metric_entries(
+    values: Mapping[str, float], qualifier: str | None = None, config: str | None = None
+) -> list[dict[str, Any]]:
     """`[{"type", "name", "value"}]` for metric values keyed as `functional` returns them; `qualifier` is appended
-    to the display name (e.g. `"antibody retrieval"`) when one metric type is measured in several ways."""
+    to the display name (e.g. `"MoA retrieval"`) and `config` recorded when one metric type is measured in
+    several ways."""
     entries = []
     for key, value in values.items():
         name = METRIC_NAMES.get(key, key.replace("_", " ").capitalize())
-        entries.append({"type": key, "name": f"{name} ({qualifier})" if qualifier else name, "value": float(value)})
+        entry = {"type": key, "name": f"{name} ({qualifier})" if qualifier else name, "value": float(value)}
+        if config:
+            entry["config"] = config
+        entries.append(entry)
     return entries
 
 
@@ -84,11 +99,37 @@ def validate_results(results: Mapping[str, Any], origin: str = "results") -> dic
         value = entry.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(f"metrics[{index}].value", "a number", value)
+        if "config" in entry and (not isinstance(entry["config"], str) or not entry["config"]):
+            fail(f"metrics[{index}].config", "a non-empty string when present", entry["config"])
+    for key in ("protocol", "report"):
+        if key in results and not isinstance(results[key], Mapping):
+            fail(key, "an object when present", results[key])
     return dict(results)
 
 
+def eval_results_from_results(results: Mapping[str, Any]) -> list[EvalResult]:
+    """One `huggingface_hub.EvalResult` per metric of a (validated) results object."""
+    results = validate_results(results)
+    task, dataset = results["task"], results["dataset"]
+    return [
+        EvalResult(
+            task_type=task["type"],
+            task_name=task["name"],
+            dataset_type=dataset["type"],
+            dataset_name=dataset["name"],
+            dataset_split=dataset["split"],
+            metric_type=metric["type"],
+            metric_name=metric["name"],
+            metric_config=metric.get("config"),
+            metric_value=float(metric["value"]),
+        )
+        for metric in results["metrics"]
+    ]
+
+
 def model_index_from_results(results: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The `model-index` (one model, one entry per results object) that `huggingface_hub.ModelCardData` accepts.
+    """The `model-index` (one model, one entry per task and dataset) of one or several results objects, made by
+    `huggingface_hub.eval_results_to_model_index`.
 
     Several results objects must name the same model. The free-text `source` stays in the card's prose: a
     model-index `source` needs a URL.
@@ -100,16 +141,8 @@ def model_index_from_results(results: Mapping[str, Any] | Sequence[Mapping[str, 
     models = {r["model"] for r in results_list}
     if len(models) != 1:
         raise ValueError(f"all results must name the same model, found {sorted(models)}")
-    entries = []
-    for r in results_list:
-        entries.append(
-            {
-                "task": dict(r["task"]),
-                "dataset": dict(r["dataset"]),
-                "metrics": [{"type": m["type"], "name": m["name"], "value": float(m["value"])} for m in r["metrics"]],
-            }
-        )
-    return [{"name": models.pop(), "results": entries}]
+    eval_results = [entry for r in results_list for entry in eval_results_from_results(r)]
+    return eval_results_to_model_index(models.pop(), eval_results)
 
 
 def write_results(results: Mapping[str, Any], path: str | os.PathLike) -> Path:

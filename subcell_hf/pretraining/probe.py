@@ -4,7 +4,7 @@
   of each localization pattern and scored on the other half with `localization_metrics` (micro / macro AP ...):
   the probe must generalise to unseen antibodies, as a localization classifier does;
 - kNN: the fraction of cells whose nearest neighbour *from another antibody* has the same set of labels
-  (`retrieval_metrics`' nearest-neighbour accuracy).
+  (`nearest_neighbor_accuracy`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.shards import iter_records
-from ..evaluation.functional import localization_metrics, retrieval_metrics
+from ..evaluation.functional import localization_metrics, nearest_neighbor_accuracy
 from ..models import SubCellModel, min_max_normalize
 
 
@@ -93,7 +93,7 @@ def probe_metrics(
     if not shared:  # no localization pattern has two antibodies: nothing to retrieve or to test a probe on
         return {}
     metrics = {
-        "knn_accuracy": retrieval_metrics(embeddings, label_sets, exclude=antibody_ids)["nearest_neighbor_accuracy"]
+        "knn_accuracy": nearest_neighbor_accuracy(embeddings, label_sets, exclude=antibody_ids)
     }
     train = antibody_split(antibody_ids, labels, seed)
     scores = fit_linear_probe(embeddings[train], labels[train], embeddings[~train])

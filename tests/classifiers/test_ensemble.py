@@ -140,3 +140,31 @@ def test_train_ensemble_names_shape_errors():
     config = localization_config(tiny_config(), CLASSES)
     with pytest.raises(ValueError, match=r"labels must have shape \(4, 6\)"):
         train_ensemble(np.zeros((4, config.embedding_size)), np.zeros((4, 5)), list("aabb"), config)
+
+
+def test_defaults_are_the_published_training_protocol():
+    defaults = ClassifierTrainingConfig()
+    assert (defaults.loss, defaults.learning_rate, defaults.batch_size) == ("focal", 1e-3, 8192)
+    assert (defaults.lr_patience, defaults.lr_factor, defaults.max_epochs, defaults.patience) == (4, 0.5, 200, 20)
+
+
+def test_an_explicit_validation_mask_is_the_validation_split(monkeypatch):
+    """With a mask (the published split's valid antibodies), exactly those rows validate and the rest train."""
+    import subcell_hf.classifiers.training as training_module
+
+    config = localization_config(tiny_config(), CLASSES, num_classifiers=1)
+    embeddings, labels, antibodies = synthetic_embeddings(6, config.embedding_size, seed=5, cells_per_antibody=4)
+    validation = np.isin(antibodies, antibodies[[0, 8]])  # antibodies 0 and 2
+    seen = {}
+
+    def record(head_config, train, valid, seed, training, device):
+        seen["train"], seen["valid"] = train[0].numpy(), valid[0].numpy()
+        return "head"
+
+    monkeypatch.setattr(training_module, "train_classifier", record)
+    heads = train_ensemble(embeddings, labels, antibodies, config, validation=validation, show_progress=False)
+    assert heads == ["head"]
+    np.testing.assert_array_equal(seen["valid"], embeddings[validation])
+    np.testing.assert_array_equal(seen["train"], embeddings[~validation])
+    with pytest.raises(ValueError, match="validation must be a boolean mask of 24 rows"):
+        train_ensemble(embeddings, labels, antibodies, config, validation=np.ones(24, bool), show_progress=False)

@@ -16,7 +16,7 @@ from transformers import AutoModelForImageClassification
 from subcell_hf import SubCellImageProcessor, SubCellModel
 from subcell_hf.data.shards import write_shards
 from subcell_hf.data.synth import generate_dataset
-from subcell_hf.evaluation import read_labelled_embeddings, read_results
+from subcell_hf.evaluation import published_split, read_labelled_embeddings, read_results
 from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -38,13 +38,30 @@ def single_torch_thread():
     torch.set_num_threads(threads)
 
 
+def published_ids():
+    """Real antibody ids of the published split: 3 train, 1 valid, 2 test (sorted, so the choice is fixed)."""
+    split = published_split()
+    train, valid, test = (sorted(split.antibodies[name]) for name in ("train", "valid", "test"))
+    return train[:3] + valid[:1] + test[:2]
+
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    """6 antibodies with 6 synthetic patterns, 64-px crops: ~30 cells in 2 shards."""
+    """6 antibodies with 6 synthetic patterns named with real ids of the published split (3 train, 1 valid,
+    2 test), 64-px crops: ~30 cells in 2 shards."""
+    import pandas as pd
+
     root = tmp_path_factory.mktemp("synthetic")
-    manifest = generate_dataset(
-        root / "fields", num_fields=12, num_antibodies=6, image_size=256, cells_per_field=(8, 12), show_progress=False
+    manifest = pd.read_csv(
+        generate_dataset(
+            root / "fields", num_fields=12, num_antibodies=6, image_size=256, cells_per_field=(8, 12),
+            show_progress=False,
+        ),
+        dtype=str,
+        keep_default_na=False,
     )
+    synthetic = sorted(manifest["antibody"].unique())
+    manifest["antibody"] = manifest["antibody"].map(dict(zip(synthetic, published_ids())))
     write_shards(
         manifest,
         root / "shards",
@@ -86,11 +103,9 @@ def trained(shards, encoder_dir, tmp_path_factory):
         "8",
         "--max-epochs",
         "3",
-        "--validation-fraction",
-        "0.34",
         *EMBED_ARGS,
     ]
-    assert recipe("train_classifiers")(argv) == 0
+    assert recipe("train_classifiers")(argv) == 0  # --split published (the default)
     return output, argv
 
 
@@ -106,7 +121,14 @@ def test_train_classifiers_writes_an_ensemble_on_the_unchanged_encoder(trained, 
     torch.testing.assert_close(model.subcell.state_dict(), encoder.state_dict(), rtol=0, atol=0)
     log = json.loads((output / "training.json").read_text())
     assert [head["seed"] for head in log["heads"]] == [0, 1]
-    assert log["num_cells"] == len(cached) and log["num_antibodies"] == 6
+    # the published split selects exactly the 3 train + 1 valid antibodies; the 2 test antibodies are left out
+    ids = published_ids()
+    train_valid = np.isin(cached.antibodies, ids[:4])
+    assert log["split"] == "published" and log["num_antibodies"] == 4 and log["num_cells"] == train_valid.sum()
+    assert log["validation_cells"] == (cached.antibodies == ids[3]).sum()
+    assert {name: entry["antibodies_found"] for name, entry in log["split_report"].items()} == {
+        "train": 3, "valid": 1, "test": 2, "unlisted": 0
+    }
 
 
 def test_second_run_reuses_the_embedding_cache(trained):
@@ -152,8 +174,14 @@ def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, caps
         "Synthetic HPA",
         "--dataset-type",
         "synthetic-hpa",
-        "--retrieval-groups",
+        "--clustering",
+        "kmeans",
+        "--replicate-column",
         "antibody",
+        "--profile-by",
+        "image_id",
+        "--null-size",
+        "200",
         "--card-results",
         str(card_results),
         *EMBED_ARGS,
@@ -162,20 +190,32 @@ def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, caps
     results = read_results(tmp_path / "eval" / "results.json")
     assert read_results(card_results) == results
     assert results["task"] == {"type": "image-classification", "name": "Protein localization"}
-    types = [m["type"] for m in results["metrics"]]
-    assert types == [
+    localization = [
         "micro_average_precision",
         "macro_average_precision",
         "label_ranking_average_precision",
         "coverage_error",
-        "adjusted_rand_index",
-        "v_measure",
-        "fowlkes_mallows",
-        "mean_average_precision",
-        "nearest_neighbor_accuracy",
     ]
-    values = {m["type"]: m["value"] for m in results["metrics"]}
-    assert 0 < values["micro_average_precision"] <= 1 and values["coverage_error"] >= 1
+    retrieval = ("mean_average_precision", "fraction_retrieved", "nearest_neighbor_accuracy")
+    types = [(m["type"], m.get("config")) for m in results["metrics"]]
+    assert types == (
+        [(t, "ensemble") for t in localization]
+        + [(t, "seed-mean") for t in localization]
+        + [(t, "kmeans") for t in ("adjusted_rand_index", "v_measure", "fowlkes_mallows")]
+        + [(t, "replicate-retrieval") for t in retrieval]
+    )
+    values = {(m["type"], m.get("config")): m["value"] for m in results["metrics"]}
+    assert 0 < values["micro_average_precision", "ensemble"] <= 1 and values["coverage_error", "ensemble"] >= 1
+    # only the 2 test antibodies are scored; the protocol and the report travel with the numbers
+    ids = published_ids()
+    cached = read_labelled_embeddings(tmp_path / "eval" / "embeddings" / "embeddings.h5ad")
+    assert results["report"]["counts"]["cells"] == np.isin(cached.antibodies, ids[4:]).sum()
+    assert results["protocol"]["split"] == "published" and results["protocol"]["split_report"]["test"]["cells"] > 0
+    assert results["report"]["localization"]["num_heads"] == 2
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "## Localization: average precision per class" in report and "| seed 0 | seed 1 |" in report
+    assert (tmp_path / "eval" / "per_class_average_precision.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "eval" / "replicate_retrieval.csv").is_file()
     model_index = yaml.safe_load((tmp_path / "eval" / "model-index.yaml").read_text())["model-index"]
     card_data = ModelCardData(**{"model-index": model_index})
     assert card_data.model_name == "synthetic/tiny-subcell"
@@ -194,10 +234,33 @@ def test_evaluate_reports_an_unknown_column(trained, shards, tmp_path, capsys):
         str(tmp_path / "eval"),
         "--embedding-cache",
         str(output / "eval-cache"),
-        "--retrieval-groups",
+        "--clustering",
+        "none",
+        "--replicate-column",
         "compound",
         *EMBED_ARGS,
     ]
     assert recipe("evaluate")(argv) == 2
-    assert "no per-cell column 'compound'" in capsys.readouterr().err
+    assert "no column ['compound']" in capsys.readouterr().err
     assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_a_split_of_which_the_shards_hold_no_antibody_is_an_error(trained, shards, tmp_path, capsys):
+    output, _ = trained
+    split_file = tmp_path / "split.csv"
+    split_file.write_text("antibody,split\nCAB000001,train\nHPA000002,test\n")
+    argv = [
+        "--model",
+        str(output / "model"),
+        "--shards",
+        str(shards),
+        "--output",
+        str(tmp_path / "eval"),
+        "--embedding-cache",
+        str(output / "eval-cache"),
+        "--split",
+        str(split_file),
+        *EMBED_ARGS,
+    ]
+    assert recipe("evaluate")(argv) == 2
+    assert "none of the 6 antibodies in the data is in the 'test' list" in capsys.readouterr().err

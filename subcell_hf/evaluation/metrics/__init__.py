@@ -19,8 +19,8 @@ METRICS_DIR = Path(__file__).resolve().parent
 #: Metric module name -> what it measures.
 AVAILABLE_METRICS: dict[str, str] = {
     "localization": "multi-label localization: micro / macro AP, label ranking AP, coverage error",
-    "clustering": "k-means clusters of embeddings vs labels: ARI, V-measure, Fowlkes-Mallows",
-    "retrieval": "leave-one-out cosine retrieval of same-group profiles: mAP and nearest-neighbour accuracy",
+    "clustering": "k-means or Leiden clusters of embeddings vs labels: ARI, V-measure, Fowlkes-Mallows",
+    "retrieval": "copairs retrieval of same-group profiles: mAP, fraction retrieved, nearest-neighbour accuracy",
 }
 
 CITATION = """\

@@ -1,4 +1,4 @@
-"""Agreement of unsupervised k-means clusters of embeddings with known labels (an `evaluate` module)."""
+"""Agreement of unsupervised clusters (k-means or Leiden) of embeddings with known labels (an `evaluate` module)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from subcell_hf.evaluation.functional import clustering_metrics
 from subcell_hf.evaluation.metrics import CITATION
 
 _DESCRIPTION = """\
-Clusters the embeddings with k-means (L2-normalised, k = number of distinct labels unless given, fixed seed, 10
-restarts) and scores the clusters against the labels: adjusted Rand index, V-measure and Fowlkes-Mallows index.
+Clusters the L2-normalised embeddings with k-means (k = number of distinct labels unless given, fixed seed, 10
+restarts) or with Leiden on scanpy's kNN graph (`method="leiden"`), and scores the clusters against the labels:
+adjusted Rand index, V-measure and Fowlkes-Mallows index.
 """
 
 _KWARGS_DESCRIPTION = """\
@@ -19,7 +20,8 @@ Args:
     predictions (`list[list[float]]`): (N, D) embeddings.
     references (`list[str]` or `list[int]`): N labels, e.g. each protein's localization.
     n_clusters (`int`, *optional*): number of clusters; defaults to the number of distinct labels.
-    seed (`int`, defaults to 0): k-means random state.
+    seed (`int`, defaults to 0): random state.
+    method (`str`, defaults to "kmeans"): "kmeans" or "leiden".
 Returns:
     adjusted_rand_index, v_measure, fowlkes_mallows (1 is a perfect match).
 """
@@ -45,5 +47,7 @@ class Clustering(evaluate.Metric):
             ],
         )
 
-    def _compute(self, predictions, references, n_clusters: int | None = None, seed: int = 0) -> dict[str, float]:
-        return clustering_metrics(np.asarray(predictions), references, n_clusters=n_clusters, seed=seed)
+    def _compute(
+        self, predictions, references, n_clusters: int | None = None, seed: int = 0, method: str = "kmeans"
+    ) -> dict[str, float]:
+        return clustering_metrics(np.asarray(predictions), references, n_clusters=n_clusters, seed=seed, method=method)

@@ -11,8 +11,9 @@ from subcell_hf.evaluation.metrics import CITATION
 
 _DESCRIPTION = """\
 Multi-label localization quality of per-class scores against multi-hot targets: micro average precision (all
-(cell, class) pairs pooled), macro average precision (mean of the per-class APs over classes with a positive),
-label ranking average precision and coverage error, as defined by scikit-learn.
+(cell, class) pairs pooled), macro average precision (mean of the per-class APs), label ranking average precision
+and coverage error, as defined by scikit-learn. As in the released SubCell evaluation, the classes without a
+positive in the references are dropped before every metric.
 """
 
 _KWARGS_DESCRIPTION = """\
