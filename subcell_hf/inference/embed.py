@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from .. import __version__
 from ..processes import process_state
-from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
+from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
 from .inputs import Cell, CellSource, InputFailure, WrapperCsvSource, open_source
@@ -208,10 +208,20 @@ def _hub_commit(name_or_path: str, revision: str | None) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------------- data
+#: Pixel types sent across the worker boundary as they are and min-max scaled on the model's device (a uint8
+#: cell is a quarter of its float32 copy: less to copy into shared memory, pin and transfer).
+RAW_PIXEL_TYPES = (np.uint8, np.uint16, np.int8, np.int16)
+
+
 class CellBatches(IterableDataset):
-    """Model-ready batches of the given chunks. Each DataLoader worker takes whole chunks (round robin), reads and
-    preprocesses their cells with the model's image processor, groups them by crop size into batches that never
-    cross a chunk, and ends each chunk with a marker carrying the chunk's failures."""
+    """Model-ready batches of the given chunks. Each DataLoader worker takes whole chunks (round robin), reads
+    their cells, groups them by crop size and pixel type into batches that never cross a chunk, and ends each chunk
+    with a marker carrying the chunk's failures.
+
+    Integer crops of at most 16 bits that need no resizing travel raw (`"normalized": False`): `model_inputs`
+    applies the processor's min-max on the model's device, batched, with the same float32 arithmetic (equal
+    numbers). Any other crop goes through the image processor in the worker (`"normalized": True`).
+    """
 
     def __init__(
         self,
@@ -220,12 +230,17 @@ class CellBatches(IterableDataset):
         chunks: Sequence[Chunk],
         batch_size: int,
         preprocess_kwargs: dict[str, Any] | None = None,
+        raw_transfer: bool = True,
     ):
         self.source = source
         self.processor = processor
         self.chunks = list(chunks)
         self.batch_size = batch_size
         self.preprocess_kwargs = preprocess_kwargs or {}
+        # what the processor does to such a crop is exactly min-max: no resize, normalisation on
+        self.raw_transfer = (
+            raw_transfer and not self.preprocess_kwargs and not processor.do_resize and processor.do_normalize
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
@@ -233,8 +248,24 @@ class CellBatches(IterableDataset):
         for chunk in chunks:
             yield from self.chunk_batches(chunk)
 
+    def prepare(self, pixels: np.ndarray) -> tuple[torch.Tensor, bool]:
+        """(tensor, normalized): the raw crop when it can travel raw, else the processor's pixel values.
+        Raises the processor's ValueError for a crop it refuses."""
+        if (
+            self.raw_transfer
+            and isinstance(pixels, np.ndarray)
+            and pixels.dtype.type in RAW_PIXEL_TYPES
+            and pixels.ndim == 3
+            and pixels.shape[0] == len(self.processor.channel_names)
+            and min(pixels.shape[1:]) >= self.processor.patch_size
+        ):
+            if not pixels.flags.writeable or not pixels.flags.c_contiguous:
+                pixels = np.array(pixels, order="C")
+            return torch.from_numpy(pixels), False
+        return self.processor(pixels, **self.preprocess_kwargs)["pixel_values"][0], True
+
     def chunk_batches(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
-        buckets: dict[tuple[int, ...], list[tuple[int, Cell, torch.Tensor, int]]] = defaultdict(list)
+        buckets: dict[tuple, list[tuple[int, Cell, torch.Tensor, int]]] = defaultdict(list)
         failures: list[dict[str, Any]] = []
         order = 0
         for item in chunk.items:
@@ -243,33 +274,41 @@ class CellBatches(IterableDataset):
                     failures.append(entry.to_dict())
                     continue
                 try:
-                    pixels = self.processor(entry.pixels, **self.preprocess_kwargs)["pixel_values"][0]
+                    pixels, normalized = self.prepare(entry.pixels)
                 except ValueError as error:
                     failures.append(InputFailure(item, entry.id, entry.source, str(error)).to_dict())
                     continue
-                bucket = buckets[tuple(pixels.shape)]
+                bucket = buckets[(tuple(pixels.shape), pixels.dtype, normalized)]
                 bucket.append((order, entry, pixels, item))
                 order += 1
                 if len(bucket) == self.batch_size:
-                    yield self._batch(chunk, bucket)
+                    yield self._batch(chunk, bucket, normalized)
                     bucket.clear()
-        for bucket in sorted(buckets.values(), key=lambda b: b[0][0] if b else order):
+        for (*_, normalized), bucket in sorted(buckets.items(), key=lambda kv: kv[1][0][0] if kv[1] else order):
             if bucket:
-                yield self._batch(chunk, bucket)
+                yield self._batch(chunk, bucket, normalized)
         yield {"chunk": chunk.index, "end": True, "failures": failures}
 
     @staticmethod
-    def _batch(chunk: Chunk, bucket: list) -> dict[str, Any]:
+    def _batch(chunk: Chunk, bucket: list, normalized: bool) -> dict[str, Any]:
         return {
             "chunk": chunk.index,
             "end": False,
             "order": torch.tensor([order for order, *_ in bucket], dtype=torch.long),
-            "pixel_values": torch.stack([pixels for _, _, pixels, _ in bucket]),
+            # default_collate stacks straight into shared memory inside a worker (no extra copy on the way out)
+            "pixel_values": default_collate([pixels for _, _, pixels, _ in bucket]),
+            "normalized": normalized,
             "cells": [
                 {"id": cell.id, "item": item, "source": cell.source, "metadata": cell.metadata}
                 for _, cell, _, item in bucket
             ],
         }
+
+
+def model_inputs(piece: dict[str, Any], device: torch.device, processor: SubCellImageProcessor) -> torch.Tensor:
+    """A `CellBatches` batch on `device`, min-max scaled there when it travelled raw."""
+    pixel_values = piece["pixel_values"].to(device, non_blocking=True)
+    return pixel_values if piece["normalized"] else min_max_normalize(pixel_values, processor.epsilon)
 
 
 def _worker_init(_: int) -> None:
@@ -448,7 +487,7 @@ def _run_chunks(
                 if per_item:
                     progress.update(len(result.failures))  # failed rows still advance the row count
                 continue
-            pixel_values = piece["pixel_values"].to(device, non_blocking=True)
+            pixel_values = model_inputs(piece, device, embedding_model.processor)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 embeddings, probabilities, attention = embedding_model.forward(pixel_values, module)
             cells = piece["cells"]
