@@ -88,6 +88,14 @@ class Budget:
         return self.end - time.monotonic()
 
 
+def _no_save() -> None:
+    pass
+
+
+#: Writes the report so far; `run_suite` points it at the output folder (steps call it after each measurement).
+save_progress = _no_save
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -119,7 +127,7 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- 1. correctness
-def step_correctness(device: torch.device, quick: bool, budget: Budget, work: Path) -> dict:
+def step_correctness(device: torch.device, quick: bool, budget: Budget, work: Path, result: dict) -> dict:
     from subcell_hf.convert import convert_release
     from subcell_hf.inference.embed import CellBatches, model_inputs
     from subcell_hf.inference.inputs import Cell, CellSource
@@ -150,8 +158,8 @@ def step_correctness(device: torch.device, quick: bool, budget: Budget, work: Pa
 
     reference = run(model.eval(), torch.device("cpu"))
     model.to(device)
-    result: dict = {"checkpoint": f"{release.name}, synthetic, {'tiny' if quick else 'ViT-B/16'} original format, "
-                    "10 classifiers", "image_size": size, "cells": cells}
+    result.update({"checkpoint": f"{release.name}, synthetic, {'tiny' if quick else 'ViT-B/16'} original format, "
+                    "10 classifiers", "image_size": size, "cells": cells})
     with tf32(False):
         on_device = run(model, device)
         eager = run(model, device, implementation="eager")
@@ -225,7 +233,7 @@ def throughput_grid(quick: bool) -> list[dict]:
     return grid
 
 
-def step_inference_throughput(device: torch.device, quick: bool, budget: Budget, work: Path) -> dict:
+def step_inference_throughput(device: torch.device, quick: bool, budget: Budget, work: Path, result: dict) -> dict:
     from subcell_hf import SubCellConfig, SubCellModel
     from subcell_hf.inference.embed import EmbedConfig
 
@@ -238,8 +246,11 @@ def step_inference_throughput(device: torch.device, quick: bool, budget: Budget,
     peak = peak_bf16_flops(name)
     repeats = 2 if quick else 3
     rows, compiled = [], {}
+    result.update(model="SubCellModel tiny (64 px)" if quick else "SubCellModel ViT-B/16 + pooler, 448 px, 4 channels",
+                  image_size=size, device=name, gflops_per_cell_forward=round(flops / 1e9, 3),
+                  peak_bf16_flops_assumed=peak, rows=rows)
     for setting in throughput_grid(quick):
-        if budget.left() < (5 if quick else 25):
+        if budget.left() < (5 if quick else 90 if setting["compile"] else 25):  # inductor: ~1 min per compile
             rows.append({**setting, "skipped": "wall budget"})
             continue
         images = torch.rand(setting["batch"], config.num_channels, size, size, device=device)
@@ -275,6 +286,7 @@ def step_inference_throughput(device: torch.device, quick: bool, budget: Budget,
         if device.type == "cuda":
             row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
         rows.append(row)
+        save_progress()
     measured = [r for r in rows if "cells_per_s" in r]
     best = max(measured, key=lambda r: r["cells_per_s"]) if measured else None
     defaults = EmbedConfig()
@@ -283,12 +295,7 @@ def step_inference_throughput(device: torch.device, quick: bool, budget: Budget,
     default_row = next((r for r in measured if all(r[k] == v for k, v in embed_default.items() if k != "batch")
                         and r["batch"] == max(x["batch"] for x in measured)), None)
     model.to("cpu")
-    return {
-        "model": "SubCellModel tiny (64 px)" if quick else "SubCellModel ViT-B/16 + pooler, 448 px, 4 channels",
-        "image_size": size,
-        "device": name,
-        "gflops_per_cell_forward": round(flops / 1e9, 3),
-        "peak_bf16_flops_assumed": peak,
+    result.update({
         "target": "fraction_of_peak_bf16 >= 0.5 in the best configuration (about 3,000 cells/s on an H200)",
         "rows": rows,
         "best": best,
@@ -297,11 +304,12 @@ def step_inference_throughput(device: torch.device, quick: bool, budget: Budget,
                            "largest measured batch"},
         "embed_default_row": default_row,
         "target_met": bool(best and best.get("fraction_of_peak_bf16") and best["fraction_of_peak_bf16"] >= 0.5),
-    }
+    })
+    return result
 
 
 # --------------------------------------------------------------------------------------------- 3. input pipeline
-def step_input_pipeline(device: torch.device, quick: bool, budget: Budget, work: Path) -> dict:
+def step_input_pipeline(device: torch.device, quick: bool, budget: Budget, work: Path, result: dict) -> dict:
     from embed_pipeline import TINY as PIPELINE_TINY
     from embed_pipeline import build_model, measure_embed
 
@@ -317,8 +325,8 @@ def step_input_pipeline(device: torch.device, quick: bool, budget: Budget, work:
     loaded = build_model(PIPELINE_TINY if quick else {})
     precision = "bf16" if device.type == "cuda" else "fp32"
     options = dict(batch_size=batch, num_workers=workers, precision=precision, device=str(device))
-    result = {"workers": workers, "batch_size": batch, "precision": precision,
-              "default_num_workers": EmbedConfig().num_workers, "runs": {}}
+    result.update({"workers": workers, "batch_size": batch, "precision": precision,
+                   "default_num_workers": EmbedConfig().num_workers, "runs": {}})
     for label, inputs, crop_options in (("csv_8bit_png_crops", csv, {}), ("fields_2048px_manifest", manifest, crop)):
         if budget.left() < (5 if quick else 30):
             result["runs"][label] = {"skipped": "wall budget"}
@@ -334,6 +342,7 @@ def step_input_pipeline(device: torch.device, quick: bool, budget: Budget, work:
         run["loader_cells_per_s_per_worker"] = round(per_worker, 2)
         run["workers_needed_at_model_rate"] = math.ceil(run["model_cells_per_s"] / per_worker)
         result["runs"][label] = run
+        save_progress()
     loaded.model.to("cpu")
     return result
 
@@ -376,7 +385,7 @@ def _train_child(preset: str, device: str, records: int | None, steps: int, deep
     return row
 
 
-def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Path) -> dict:
+def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Path, result: dict) -> dict:
     from subcell_hf.data.augment import TwoViewAugmentation
     from subcell_hf.data.loader import build_pretraining_loader
     from subcell_hf.data.shards import write_shards
@@ -384,7 +393,7 @@ def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Pa
     from subcell_hf.pretraining.config import load_config
 
     presets = ("tiny",) if quick else PAPER_PRESETS
-    result: dict = {"presets": []}
+    result["presets"] = []
     for preset in presets:
         config = load_config(ROOT / "recipes" / "configs" / f"{preset}.yaml")
         records = config.data.records_per_batch  # per process: the preset's per-GPU micro-batch
@@ -400,6 +409,7 @@ def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Pa
             row = _train_child(preset, device.type, records, 5, False, budget.left() - 5)
         row["records_per_gpu"] = records
         result["presets"].append(row)
+        save_progress()
 
     # two-view augmentation on the device, at the first preset's micro-batch
     config = load_config(ROOT / "recipes" / "configs" / f"{presets[0]}.yaml")
@@ -461,28 +471,33 @@ STEPS = (
 
 
 def run_suite(output: Path, quick: bool, budget_s: float, only: list[str] | None = None) -> dict:
+    global save_progress
     started = time.monotonic()
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     report = {"suite": "benchmarks/gpu_suite.py", "mode": "quick (CPU, tiny sizes)" if quick else "full",
               "machine": machine(), "wall_budget_s": budget_s, "steps": {}}
     output.mkdir(parents=True, exist_ok=True)
+    save_progress = lambda: write_report(report, output)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="subcell_gpu_suite_") as scratch:
         for index, (name, function, share, minimum) in enumerate(STEPS):
             if only and name not in only:
                 continue
-            entry: dict = {"order": index + 1}
+            entry: dict = {"order": index + 1, "status": "running"}
+            report["steps"][name] = entry
             left = budget_s - (time.monotonic() - started)
             if not cuda and not quick:
                 entry["status"] = "skipped: no CUDA"
             elif left < (1 if quick else minimum):
                 entry["status"] = "skipped: wall budget spent"
             else:
-                allowed = left if quick else min(left, max(share * budget_s, minimum))
+                later = sum(s[2] for s in STEPS[index:] if not only or s[0] in only)  # unused time moves on
+                allowed = left if quick else min(left, max(share / later * left, minimum))
                 step_start = time.monotonic()
                 try:
+                    entry["result"] = {}  # filled as the step goes: a step cut short keeps its rows
                     with deadline(allowed + (0 if quick else 15)):
-                        entry["result"] = function(device, quick, Budget(allowed), Path(scratch) / name)
+                        function(device, quick, Budget(allowed), Path(scratch) / name, entry["result"])
                     entry["status"] = "ok"
                 except StepTimeout as error:
                     entry["status"] = f"failed: {error}"
@@ -492,16 +507,18 @@ def run_suite(output: Path, quick: bool, budget_s: float, only: list[str] | None
                 entry["seconds"] = round(time.monotonic() - step_start, 1)
                 if cuda:
                     torch.cuda.empty_cache()
-            report["steps"][name] = entry
             report["elapsed_s"] = round(time.monotonic() - started, 1)
             write_report(report, output)  # after each step: a run cut short keeps what it measured
             print(f"[{report['elapsed_s']:7.1f} s] {name}: {entry['status']}", flush=True)
+    save_progress = _no_save
     return report
 
 
 def write_report(report: dict, output: Path) -> None:
-    (output / "suite.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (output / "suite.md").write_text(markdown(report))
+    from subcell_hf.atomic import atomic_write_text
+
+    atomic_write_text(output / "suite.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_text(output / "suite.md", markdown(report))
 
 
 def _fmt(value, digits=3) -> str:
@@ -526,66 +543,71 @@ def markdown(report: dict) -> str:
         result = entry.get("result")
         if not result:
             continue
-        if name == "correctness":
-            lines += [f"{result['checkpoint']}, {result['cells']} cells of {result['image_size']} px.", "",
-                      "| check | passed |", "|---|---|"]
-            lines += [f"| {check} | {'yes' if ok else '**no**'} |" for check, ok in result["checks"].items()]
-            lines += ["", f"fp32 max abs diff vs CPU: {result['fp32_max_abs_diff_vs_cpu']}; SDPA vs eager: "
-                      f"{result['sdpa_vs_eager_max_abs_diff']}; bf16: min cosine "
-                      f"{result['bf16_min_cosine_embeddings']:.6f}, probabilities max abs diff "
-                      f"{result['bf16_probabilities_max_abs_diff']:.2e}; loader raw transfer: "
-                      f"{result['embed_loader_raw_transfer_max_abs_diff']}.", ""]
-        elif name == "inference_throughput":
-            lines += [f"{result['model']} on {result['device']}: {result['gflops_per_cell_forward']} GFLOP per cell "
-                      f"(counted); peak assumed {_fmt(result['peak_bf16_flops_assumed'])} FLOP/s.", "",
-                      "| batch | precision | attention | compile | cells/s | TFLOP/s | of bf16 peak | peak mem GiB | "
-                      "first call s |", "|---|---|---|---|---|---|---|---|---|"]
-            for r in result["rows"]:
-                if "cells_per_s" not in r:
+        mark = len(lines)
+        try:
+            if name == "correctness":
+                lines += [f"{result['checkpoint']}, {result['cells']} cells of {result['image_size']} px.", "",
+                          "| check | passed |", "|---|---|"]
+                lines += [f"| {check} | {'yes' if ok else '**no**'} |" for check, ok in result["checks"].items()]
+                lines += ["", f"fp32 max abs diff vs CPU: {result['fp32_max_abs_diff_vs_cpu']}; SDPA vs eager: "
+                          f"{result['sdpa_vs_eager_max_abs_diff']}; bf16: min cosine "
+                          f"{result['bf16_min_cosine_embeddings']:.6f}, probabilities max abs diff "
+                          f"{result['bf16_probabilities_max_abs_diff']:.2e}; loader raw transfer: "
+                          f"{result['embed_loader_raw_transfer_max_abs_diff']}.", ""]
+            elif name == "inference_throughput":
+                lines += [f"{result['model']} on {result['device']}: {result['gflops_per_cell_forward']} GFLOP per cell "
+                          f"(counted); peak assumed {_fmt(result['peak_bf16_flops_assumed'])} FLOP/s.", "",
+                          "| batch | precision | attention | compile | cells/s | TFLOP/s | of bf16 peak | peak mem GiB | "
+                          "first call s |", "|---|---|---|---|---|---|---|---|---|"]
+                for r in result["rows"]:
+                    if "cells_per_s" not in r:
+                        lines.append(f"| {r['batch']} | {r['precision']} | {r['attention']} | {r['compile']} | "
+                                     f"{r.get('skipped') or r.get('error')} |||||")
+                        continue
+                    share = r.get("fraction_of_peak_bf16")
                     lines.append(f"| {r['batch']} | {r['precision']} | {r['attention']} | {r['compile']} | "
-                                 f"{r.get('skipped') or r.get('error')} |||||")
-                    continue
-                share = r.get("fraction_of_peak_bf16")
-                lines.append(f"| {r['batch']} | {r['precision']} | {r['attention']} | {r['compile']} | "
-                             f"{r['cells_per_s']:.1f} | {r['achieved_tflops']:.2f} | "
-                             f"{'-' if share is None else f'{100 * share:.1f} %'} | {_fmt(r.get('peak_memory_gib'))} | "
-                             f"{r['first_call_s']} |")
-            best = result.get("best") or {}
-            lines += ["", f"Best: {best.get('batch')} / {best.get('precision')} / {best.get('attention')} / compile "
-                      f"{best.get('compile')} at {_fmt(best.get('cells_per_s'))} cells/s; target "
-                      f"({result['target']}) met: {result['target_met']}. `subcell-hf embed` defaults: "
-                      f"{result['embed_defaults']}.", ""]
-        elif name == "input_pipeline":
-            lines += [f"{result['workers']} workers, batch {result['batch_size']}, {result['precision']}; embed's "
-                      f"default --num-workers: {result['default_num_workers']}.", "",
-                      "| input | cells | cells/s end to end | forward share | model alone cells/s | loader cells/s "
-                      "per worker | workers needed at the model's rate |", "|---|---|---|---|---|---|---|"]
-            for label, r in result["runs"].items():
-                if "skipped" in r:
-                    lines.append(f"| {label} | {r['skipped']} ||||||")
-                    continue
-                lines.append(f"| {label} | {r['cells']} | {r['cells_per_s']} | {r['forward_share']} | "
-                             f"{r['model_cells_per_s']} | {r['loader_cells_per_s_per_worker']} | "
-                             f"{r['workers_needed_at_model_rate']} |")
-            lines.append("")
-        elif name == "pretraining":
-            lines += ["| preset | records/GPU | cells/step | steps/s | cells/s | TFLOP/s | MFU (of bf16 peak) | "
-                      "peak mem GiB |", "|---|---|---|---|---|---|---|---|"]
-            for r in result["presets"]:
-                if "error" in r or "skipped" in r:
-                    lines.append(f"| {r['preset']} | {r.get('error') or r.get('skipped')} |||||||")
-                    continue
-                share = r.get("fraction_of_peak_bf16")
-                lines.append(f"| {r['preset']} | {r['records_per_gpu']} | {r['cells_per_step']} | {r['steps_per_s']} | "
-                             f"{r['cells_per_second']:.1f} | {r['achieved_tflops']:.2f} | "
-                             f"{'-' if share is None else f'{100 * share:.1f} %'} | {r['peak_memory_gib']:.2f} |")
-            ds = result.get("deepspeed_zero2", {})
-            lines += ["", f"Two-view augmentation on the device: {result['augmentation']['cells_per_s']} cells/s "
-                      f"({result['augmentation']['cells']} cells of {result['augmentation']['image_size']} px). "
-                      f"DeepSpeed ZeRO-2, one process, start to step: "
-                      f"{ds.get('skipped') or ds.get('error') or str(ds.get('process_wall_s')) + ' s'}. "
-                      f"Streaming loader: {result.get('streaming_loader')}.", ""]
-        else:
+                                 f"{r['cells_per_s']:.1f} | {r['achieved_tflops']:.2f} | "
+                                 f"{'-' if share is None else f'{100 * share:.1f} %'} | {_fmt(r.get('peak_memory_gib'))} | "
+                                 f"{r['first_call_s']} |")
+                best = result.get("best") or {}
+                lines += ["", f"Best: {best.get('batch')} / {best.get('precision')} / {best.get('attention')} / compile "
+                          f"{best.get('compile')} at {_fmt(best.get('cells_per_s'))} cells/s; target "
+                          f"({result['target']}) met: {result['target_met']}. `subcell-hf embed` defaults: "
+                          f"{result['embed_defaults']}.", ""]
+            elif name == "input_pipeline":
+                lines += [f"{result['workers']} workers, batch {result['batch_size']}, {result['precision']}; embed's "
+                          f"default --num-workers: {result['default_num_workers']}.", "",
+                          "| input | cells | cells/s end to end | forward share | model alone cells/s | loader cells/s "
+                          "per worker | workers needed at the model's rate |", "|---|---|---|---|---|---|---|"]
+                for label, r in result["runs"].items():
+                    if "skipped" in r:
+                        lines.append(f"| {label} | {r['skipped']} ||||||")
+                        continue
+                    lines.append(f"| {label} | {r['cells']} | {r['cells_per_s']} | {r['forward_share']} | "
+                                 f"{r['model_cells_per_s']} | {r['loader_cells_per_s_per_worker']} | "
+                                 f"{r['workers_needed_at_model_rate']} |")
+                lines.append("")
+            elif name == "pretraining":
+                lines += ["| preset | records/GPU | cells/step | steps/s | cells/s | TFLOP/s | MFU (of bf16 peak) | "
+                          "peak mem GiB |", "|---|---|---|---|---|---|---|---|"]
+                for r in result["presets"]:
+                    if "error" in r or "skipped" in r:
+                        lines.append(f"| {r['preset']} | {r.get('error') or r.get('skipped')} |||||||")
+                        continue
+                    share = r.get("fraction_of_peak_bf16")
+                    lines.append(f"| {r['preset']} | {r['records_per_gpu']} | {r['cells_per_step']} | {r['steps_per_s']} | "
+                                 f"{r['cells_per_second']:.1f} | {r['achieved_tflops']:.2f} | "
+                                 f"{'-' if share is None else f'{100 * share:.1f} %'} | {r['peak_memory_gib']:.2f} |")
+                ds = result.get("deepspeed_zero2", {})
+                lines += ["", f"Two-view augmentation on the device: {result['augmentation']['cells_per_s']} cells/s "
+                          f"({result['augmentation']['cells']} cells of {result['augmentation']['image_size']} px). "
+                          f"DeepSpeed ZeRO-2, one process, start to step: "
+                          f"{ds.get('skipped') or ds.get('error') or str(ds.get('process_wall_s')) + ' s'}. "
+                          f"Streaming loader: {result.get('streaming_loader')}.", ""]
+            else:
+                lines += ["```", json.dumps(result, indent=1, default=str), "```", ""]
+        except (KeyError, TypeError, ValueError):  # a step cut short: its rows as they are
+            del lines[mark:]
             lines += ["```", json.dumps(result, indent=1, default=str), "```", ""]
     return "\n".join(lines) + "\n"
 
