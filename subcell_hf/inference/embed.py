@@ -1,8 +1,9 @@
 """The batched embedding engine behind `subcell-hf embed`.
 
-Data flows one way: a `CellSource` (inputs.py) -> `CellBatches`, an IterableDataset whose DataLoader workers read,
-crop and preprocess whole chunks while the model runs -> the model under autocast (optionally compiled) -> one
-chunk file per chunk (chunks.py) -> after every chunk is done, the merged outputs (outputs.py).
+Data flows one way: a `CellSource` (inputs.py) -> `CellBatches`, an IterableDataset whose DataLoader workers read
+and crop whole chunks while the model runs (integer crops travel raw and are min-max scaled on the model's device)
+-> the model under autocast (optionally compiled) -> one chunk file per chunk (chunks.py) -> after every chunk is
+done, the merged outputs (outputs.py).
 
 Several processes (`accelerate launch`) split the chunks by rank (chunk k goes to rank k mod world size), each
 writes its own chunk files, and rank 0 merges after a barrier. A rerun skips the chunks already on disk. Because
@@ -218,9 +219,10 @@ class CellBatches(IterableDataset):
     their cells, groups them by crop size and pixel type into batches that never cross a chunk, and ends each chunk
     with a marker carrying the chunk's failures.
 
-    Integer crops of at most 16 bits that need no resizing travel raw (`"normalized": False`): `model_inputs`
-    applies the processor's min-max on the model's device, batched, with the same float32 arithmetic (equal
-    numbers). Any other crop goes through the image processor in the worker (`"normalized": True`).
+    With `raw_transfer`, integer crops of at most 16 bits that need no resizing travel raw (`"normalized": False`):
+    `model_inputs` applies the processor's min-max on the model's device, batched, with the same float32
+    arithmetic (equal numbers). Any other crop, and every crop without `raw_transfer`, goes through the image
+    processor in the worker (`"normalized": True`).
     """
 
     def __init__(
@@ -460,8 +462,11 @@ def _run_chunks(
     if config.compile:
         module = torch.compile(module)
     num_workers = min(config.num_workers, len(chunks))
+    # where min-max is cheapest: on an accelerator, or batched in this process when it also reads; CPU workers
+    # running beside a CPU model keep the processor (measured: benchmarks/results/embed_pipeline.md)
+    raw_transfer = device.type != "cpu" or num_workers == 0
     loader = DataLoader(
-        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs),
+        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs, raw_transfer),
         batch_size=None,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
