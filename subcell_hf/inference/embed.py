@@ -250,9 +250,9 @@ class CellBatches(IterableDataset):
         for chunk in chunks:
             yield from self.chunk_batches(chunk)
 
-    def prepare(self, pixels: np.ndarray) -> tuple[torch.Tensor, bool]:
-        """(tensor, normalized): the raw crop when it can travel raw, else the processor's pixel values.
-        Raises the processor's ValueError for a crop it refuses."""
+    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray | torch.Tensor, bool]:
+        """(pixels, normalized): the raw crop (an array) when it can travel raw, else the processor's pixel values
+        (a tensor). Raises the processor's ValueError for a crop it refuses."""
         if (
             self.raw_transfer
             and isinstance(pixels, np.ndarray)
@@ -261,13 +261,11 @@ class CellBatches(IterableDataset):
             and pixels.shape[0] == len(self.processor.channel_names)
             and min(pixels.shape[1:]) >= self.processor.patch_size
         ):
-            if not pixels.flags.writeable or not pixels.flags.c_contiguous:
-                pixels = np.array(pixels, order="C")
-            return torch.from_numpy(pixels), False
+            return pixels, False
         return self.processor(pixels, **self.preprocess_kwargs)["pixel_values"][0], True
 
     def chunk_batches(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
-        buckets: dict[tuple, list[tuple[int, Cell, torch.Tensor, int]]] = defaultdict(list)
+        buckets: dict[tuple[int, ...], list[tuple[int, Cell, Any, int, bool]]] = defaultdict(list)
         failures: list[dict[str, Any]] = []
         order = 0
         for item in chunk.items:
@@ -280,29 +278,39 @@ class CellBatches(IterableDataset):
                 except ValueError as error:
                     failures.append(InputFailure(item, entry.id, entry.source, str(error)).to_dict())
                     continue
-                bucket = buckets[(tuple(pixels.shape), pixels.dtype, normalized)]
-                bucket.append((order, entry, pixels, item))
+                # batches depend on the crop sizes only (not on how the pixels travel), so the batches and
+                # hence the numbers are the same with or without raw transfer, whatever the workers
+                bucket = buckets[tuple(pixels.shape)]
+                bucket.append((order, entry, pixels, item, normalized))
                 order += 1
                 if len(bucket) == self.batch_size:
-                    yield self._batch(chunk, bucket, normalized)
+                    yield self._batch(chunk, bucket)
                     bucket.clear()
-        for (*_, normalized), bucket in sorted(buckets.items(), key=lambda kv: kv[1][0][0] if kv[1] else order):
+        for bucket in sorted(buckets.values(), key=lambda b: b[0][0] if b else order):
             if bucket:
-                yield self._batch(chunk, bucket, normalized)
+                yield self._batch(chunk, bucket)
         yield {"chunk": chunk.index, "end": True, "failures": failures}
 
-    @staticmethod
-    def _batch(chunk: Chunk, bucket: list, normalized: bool) -> dict[str, Any]:
+    def _batch(self, chunk: Chunk, bucket: list) -> dict[str, Any]:
+        pixels = [p for _, _, p, _, _ in bucket]
+        normalized = all(n for *_, n in bucket)
+        if not any(n for *_, n in bucket):  # all raw: one integer type that holds them all (exact)
+            common = np.result_type(*{p.dtype for p in pixels})
+            pixels = [np.ascontiguousarray(p, dtype=common) for p in pixels]
+            pixels = [torch.from_numpy(p if p.flags.writeable else p.copy()) for p in pixels]
+        elif not normalized:  # raw and processed crops of one size: the processor for all
+            pixels = [p if n else self.processor(p)["pixel_values"][0] for _, _, p, _, n in bucket]
+            normalized = True
         return {
             "chunk": chunk.index,
             "end": False,
             "order": torch.tensor([order for order, *_ in bucket], dtype=torch.long),
             # default_collate stacks straight into shared memory inside a worker (no extra copy on the way out)
-            "pixel_values": default_collate([pixels for _, _, pixels, _ in bucket]),
+            "pixel_values": default_collate(pixels),
             "normalized": normalized,
             "cells": [
                 {"id": cell.id, "item": item, "source": cell.source, "metadata": cell.metadata}
-                for _, cell, _, item in bucket
+                for _, cell, _, item, _ in bucket
             ],
         }
 

@@ -65,5 +65,21 @@ def test_resize_and_mixed_types_keep_order_and_processor_path():
     assert flags == [True]  # resizing stays with the processor in the worker
     assert resized["cell1"].shape == (4, 32, 32)
     mixed = [piece for piece in CellBatches(ArraySource(arrays), processor, chunks, 4) if not piece["end"]]
-    assert [[c["id"] for c in piece["cells"]] for piece in mixed] == [["cell0", "cell2"], ["cell1", "cell3"]]
-    assert [piece["order"].tolist() for piece in mixed] == [[0, 2], [1, 3]]
+    assert [[c["id"] for c in piece["cells"]] for piece in mixed] == [["cell0", "cell1", "cell2", "cell3"]]
+    assert [piece["order"].tolist() for piece in mixed] == [[0, 1, 2, 3]]
+    assert mixed[0]["pixel_values"].dtype == torch.uint16 and not mixed[0]["normalized"]  # widened, exact
+
+
+@pytest.mark.parametrize("kinds", [(np.uint8, np.uint16), (np.uint16, np.float32)])
+def test_batches_do_not_depend_on_raw_transfer(kinds):
+    """Mixed pixel types share batches either way, so the numbers never depend on the workers (the CPU decides
+    raw transfer by the number of workers)."""
+    rng = np.random.default_rng(2)
+    arrays = [rng.integers(0, 255, (4, 32, 32)).astype(kinds[i % 2]) for i in range(4)]
+    processor = SubCellImageProcessor()
+    chunks = plan_chunks(len(arrays), 4)
+    raw = [p for p in CellBatches(ArraySource(arrays), processor, chunks, 3) if not p["end"]]
+    reference = [p for p in CellBatches(ArraySource(arrays), processor, chunks, 3, raw_transfer=False) if not p["end"]]
+    assert [p["order"].tolist() for p in raw] == [p["order"].tolist() for p in reference] == [[0, 1, 2], [3]]
+    for piece, expected in zip(raw, reference):
+        assert torch.equal(model_inputs(piece, torch.device("cpu"), processor), expected["pixel_values"])
