@@ -318,7 +318,11 @@ class CellBatches(IterableDataset):
 def model_inputs(piece: dict[str, Any], device: torch.device, processor: SubCellImageProcessor) -> torch.Tensor:
     """A `CellBatches` batch on `device`, min-max scaled there when it travelled raw."""
     pixel_values = piece["pixel_values"].to(device, non_blocking=True)
-    return pixel_values if piece["normalized"] else min_max_normalize(pixel_values, processor.epsilon)
+    if piece["normalized"]:
+        return pixel_values
+    if pixel_values.dtype == torch.uint16:  # widened through its int16 bits: exact, needs no uint16 kernels
+        pixel_values = pixel_values.view(torch.int16).to(torch.int32) & 0xFFFF
+    return min_max_normalize(pixel_values, processor.epsilon)
 
 
 def _worker_init(_: int) -> None:

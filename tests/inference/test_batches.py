@@ -38,7 +38,7 @@ def _inputs(batches: CellBatches) -> tuple[dict[str, torch.Tensor], list[bool]]:
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
 def test_raw_transfer_equals_processor(dtype):
     rng = np.random.default_rng(0)
-    high = 255 if dtype == np.uint8 else 4000
+    high = {np.uint8: 255, np.uint16: 65536}.get(dtype, 4000)  # uint16 above 32767: the int16-bit widening
     arrays = [(rng.integers(0, high, (4, 32, 32)) + (i == 2) * 100).astype(dtype) for i in range(5)]
     processor = SubCellImageProcessor()
     chunks = plan_chunks(len(arrays), 5)
