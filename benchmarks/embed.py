@@ -35,48 +35,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference import PEAK_BF16_FLOPS, flops_per_image  # noqa: E402  (benchmarks/inference.py)
+from _common import PEAK_BF16_FLOPS, flops_per_image, write_crop_csv  # noqa: E402
 
 import subcell_hf  # noqa: E402
 from subcell_hf import SubCellForProteinLocalization, SubCellImageProcessor, min_max_normalize  # noqa: E402
-from subcell_hf.data.io import write_image  # noqa: E402
 from subcell_hf.inference import EmbeddingModel, embed  # noqa: E402
-from subcell_hf.inference.inputs import WRAPPER_CHANNEL_COLUMNS  # noqa: E402
-from subcell_hf.models import HPA_CHANNELS  # noqa: E402
 
 TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=64,
             pool_hidden_size=32, classifier_hidden_sizes=[32, 16], num_classifiers=3)
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-def write_inputs(folder: Path, num_rows: int, size: int, distinct: int = 32) -> Path:
-    """A wrapper CSV of `num_rows` rows over `distinct` synthetic cells (crops of synthetic fields of view), each
-    channel a 16-bit file, PNG for even cells and TIFF for odd ones."""
-    from subcell_hf.data.crops import crop_cells
-    from subcell_hf.data.synth import generate_field
-
-    rng = np.random.default_rng(0)
-    crops = []
-    while len(crops) < distinct:
-        channels, mask = generate_field(max(512, 4 * size), 30, "nucleoli", rng)
-        stacked = np.stack([channels[c] for c in HPA_CHANNELS])
-        crops += [c.image for c in crop_cells(stacked, mask, crop_size=size, output_size=size, min_area=200)]
-    files = []
-    for index, image in enumerate(crops[:distinct]):
-        suffix = "png" if index % 2 == 0 else "tif"
-        paths = {}
-        for channel, plane in zip(HPA_CHANNELS, image):
-            paths[channel] = write_image(folder / "crops" / f"cell{index:03d}_{channel}.{suffix}", plane).name
-        files.append(paths)
-    lines = [",".join(WRAPPER_CHANNEL_COLUMNS.values()) + ",output_prefix"]
-    for row in range(num_rows):
-        paths = files[row % distinct]
-        lines.append(",".join(f"crops/{paths[c]}" for c in HPA_CHANNELS) + f",row{row:05d}")
-    csv = folder / "path_list.csv"
-    csv.write_text("\n".join(lines) + "\n")
-    return csv
-
-
 def read_rows(csv: Path) -> list[tuple[list[Path], str]]:
     lines = csv.read_text().splitlines()[1:]
     return [([csv.parent / p for p in line.split(",")[:4]], line.split(",")[4]) for line in lines]
@@ -132,7 +101,7 @@ def cpu_case(
     config = subcell_hf.SubCellConfig(**config_kwargs)
     model = SubCellForProteinLocalization(config).eval()
     loaded = EmbeddingModel(model, SubCellImageProcessor.from_config(config), name=name)
-    csv = write_inputs(work / f"{name}_{batch}", num_rows, size)
+    csv = write_crop_csv(work / f"{name}_{batch}", num_rows, size)
     device = torch.device("cpu")
     warm = csv.with_name("warmup.csv")  # first imports, file cache: out of the timings
     warm.write_text("\n".join(csv.read_text().splitlines()[:3]) + "\n")
@@ -169,7 +138,7 @@ def gpu_benchmark(work: Path, size: int = 448, num_rows: int = 2048, batch: int 
     model = SubCellForProteinLocalization(config).eval()
     flops = flops_per_image(model, size)
     loaded = EmbeddingModel(model, SubCellImageProcessor.from_config(config), name="vit-b16")
-    csv = write_inputs(work / "gpu", num_rows, size, distinct=128)
+    csv = write_crop_csv(work / "gpu", num_rows, size, distinct=128)
     results = {"device": device_name, "crop_size": size, "cells": num_rows, "batch_size": batch, "num_workers": workers,
                "precision": "bf16 autocast", "gflops_per_cell": flops / 1e9, "peak_bf16_flops_assumed": peak}
     model.to(device)

@@ -16,40 +16,18 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-import subcell_hf
-from subcell_hf import SubCellConfig, SubCellModel
-from subcell_hf.models import modeling_subcell
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PEAK_BF16_FLOPS, flops_per_image, timed  # noqa: E402, F401  (PEAK_BF16_FLOPS: re-exported)
 
-#: Dense bf16 tensor-core peak by device name substring (vendor datasheets, no sparsity).
-PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
-
-
-def flops_per_image(model: SubCellModel, size: int) -> float:
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        model(torch.rand(1, model.config.num_channels, size, size, device=model.device))
-    return float(counter.get_total_flops())
-
-
-def timed(fn, repeats: int, warmup: int = 1) -> float:
-    """Best wall time over `repeats` after `warmup` calls (best-of removes scheduler noise on shared CPUs)."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+import subcell_hf  # noqa: E402
+from subcell_hf import SubCellConfig, SubCellModel  # noqa: E402
+from subcell_hf.models import modeling_subcell  # noqa: E402
 
 
 def naive_wrapper_style(model: SubCellModel, images: torch.Tensor) -> None:

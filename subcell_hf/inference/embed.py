@@ -1,8 +1,9 @@
 """The batched embedding engine behind `subcell-hf embed`.
 
-Data flows one way: a `CellSource` (inputs.py) -> `CellBatches`, an IterableDataset whose DataLoader workers read,
-crop and preprocess whole chunks while the model runs -> the model under autocast (optionally compiled) -> one
-chunk file per chunk (chunks.py) -> after every chunk is done, the merged outputs (outputs.py).
+Data flows one way: a `CellSource` (inputs.py) -> `CellBatches`, an IterableDataset whose DataLoader workers read
+and crop whole chunks while the model runs (integer crops travel raw and are min-max scaled on the model's device)
+-> the model under autocast (optionally compiled) -> one chunk file per chunk (chunks.py) -> after every chunk is
+done, the merged outputs (outputs.py).
 
 Several processes (`accelerate launch`) split the chunks by rank (chunk k goes to rank k mod world size), each
 writes its own chunk files, and rank 0 merges after a barrier. A rerun skips the chunks already on disk. Because
@@ -26,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from .. import __version__
 from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
-from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
+from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
 from .inputs import Cell, CellSource, InputFailure, WrapperCsvSource, open_source
@@ -224,10 +225,21 @@ def _hub_commit(name_or_path: str, revision: str | None) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------------- data
+#: Pixel types sent across the worker boundary as they are and min-max scaled on the model's device (a uint8
+#: cell is a quarter of its float32 copy: less to copy into shared memory, pin and transfer).
+RAW_PIXEL_TYPES = (np.uint8, np.uint16, np.int8, np.int16)
+
+
 class CellBatches(IterableDataset):
-    """Model-ready batches of the given chunks. Each DataLoader worker takes whole chunks (round robin), reads and
-    preprocesses their cells with the model's image processor, groups them by crop size into batches that never
-    cross a chunk, and ends each chunk with a marker carrying the chunk's failures."""
+    """Model-ready batches of the given chunks. Each DataLoader worker takes whole chunks (round robin), reads
+    their cells, groups them by crop size and pixel type into batches that never cross a chunk, and ends each chunk
+    with a marker carrying the chunk's failures.
+
+    With `raw_transfer`, integer crops of at most 16 bits that need no resizing travel raw (`"normalized": False`):
+    `model_inputs` applies the processor's min-max on the model's device, batched, with the same float32
+    arithmetic (equal numbers). Any other crop, and every crop without `raw_transfer`, goes through the image
+    processor in the worker (`"normalized": True`).
+    """
 
     def __init__(
         self,
@@ -236,12 +248,17 @@ class CellBatches(IterableDataset):
         chunks: Sequence[Chunk],
         batch_size: int,
         preprocess_kwargs: dict[str, Any] | None = None,
+        raw_transfer: bool = True,
     ):
         self.source = source
         self.processor = processor
         self.chunks = list(chunks)
         self.batch_size = batch_size
         self.preprocess_kwargs = preprocess_kwargs or {}
+        # what the processor does to such a crop is exactly min-max: no resize, normalisation on
+        self.raw_transfer = (
+            raw_transfer and not self.preprocess_kwargs and not processor.do_resize and processor.do_normalize
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = get_worker_info()
@@ -249,8 +266,22 @@ class CellBatches(IterableDataset):
         for chunk in chunks:
             yield from self.chunk_batches(chunk)
 
+    def prepare(self, pixels: np.ndarray) -> tuple[np.ndarray | torch.Tensor, bool]:
+        """(pixels, normalized): the raw crop (an array) when it can travel raw, else the processor's pixel values
+        (a tensor). Raises the processor's ValueError for a crop it refuses."""
+        if (
+            self.raw_transfer
+            and isinstance(pixels, np.ndarray)
+            and pixels.dtype.type in RAW_PIXEL_TYPES
+            and pixels.ndim == 3
+            and pixels.shape[0] == len(self.processor.channel_names)
+            and min(pixels.shape[1:]) >= self.processor.patch_size
+        ):
+            return pixels, False
+        return self.processor(pixels, **self.preprocess_kwargs)["pixel_values"][0], True
+
     def chunk_batches(self, chunk: Chunk) -> Iterator[dict[str, Any]]:
-        buckets: dict[tuple[int, ...], list[tuple[int, Cell, torch.Tensor, int]]] = defaultdict(list)
+        buckets: dict[tuple[int, ...], list[tuple[int, Cell, Any, int, bool]]] = defaultdict(list)
         failures: list[dict[str, Any]] = []
         order = 0
         for item in chunk.items:
@@ -259,12 +290,14 @@ class CellBatches(IterableDataset):
                     failures.append(entry.to_dict())
                     continue
                 try:
-                    pixels = self.processor(entry.pixels, **self.preprocess_kwargs)["pixel_values"][0]
+                    pixels, normalized = self.prepare(entry.pixels)
                 except ValueError as error:
                     failures.append(InputFailure(item, entry.id, entry.source, str(error)).to_dict())
                     continue
+                # batches depend on the crop sizes only (not on how the pixels travel), so the batches and
+                # hence the numbers are the same with or without raw transfer, whatever the workers
                 bucket = buckets[tuple(pixels.shape)]
-                bucket.append((order, entry, pixels, item))
+                bucket.append((order, entry, pixels, item, normalized))
                 order += 1
                 if len(bucket) == self.batch_size:
                     yield self._batch(chunk, bucket)
@@ -274,18 +307,38 @@ class CellBatches(IterableDataset):
                 yield self._batch(chunk, bucket)
         yield {"chunk": chunk.index, "end": True, "failures": failures}
 
-    @staticmethod
-    def _batch(chunk: Chunk, bucket: list) -> dict[str, Any]:
+    def _batch(self, chunk: Chunk, bucket: list) -> dict[str, Any]:
+        pixels = [p for _, _, p, _, _ in bucket]
+        normalized = all(n for *_, n in bucket)
+        if not any(n for *_, n in bucket):  # all raw: one integer type that holds them all (exact)
+            common = np.result_type(*{p.dtype for p in pixels})
+            pixels = [np.ascontiguousarray(p, dtype=common) for p in pixels]
+            pixels = [torch.from_numpy(p if p.flags.writeable else p.copy()) for p in pixels]
+        elif not normalized:  # raw and processed crops of one size: the processor for all
+            pixels = [p if n else self.processor(p)["pixel_values"][0] for _, _, p, _, n in bucket]
+            normalized = True
         return {
             "chunk": chunk.index,
             "end": False,
             "order": torch.tensor([order for order, *_ in bucket], dtype=torch.long),
-            "pixel_values": torch.stack([pixels for _, _, pixels, _ in bucket]),
+            # default_collate stacks straight into shared memory inside a worker (no extra copy on the way out)
+            "pixel_values": default_collate(pixels),
+            "normalized": normalized,
             "cells": [
                 {"id": cell.id, "item": item, "source": cell.source, "metadata": cell.metadata}
-                for _, cell, _, item in bucket
+                for _, cell, _, item, _ in bucket
             ],
         }
+
+
+def model_inputs(piece: dict[str, Any], device: torch.device, processor: SubCellImageProcessor) -> torch.Tensor:
+    """A `CellBatches` batch on `device`, min-max scaled there when it travelled raw."""
+    pixel_values = piece["pixel_values"].to(device, non_blocking=True)
+    if piece["normalized"]:
+        return pixel_values
+    if pixel_values.dtype == torch.uint16:  # widened through its int16 bits: exact, needs no uint16 kernels
+        pixel_values = pixel_values.view(torch.int16).to(torch.int32) & 0xFFFF
+    return min_max_normalize(pixel_values, processor.epsilon)
 
 
 def _worker_init(_: int) -> None:
@@ -452,8 +505,11 @@ def _run_chunks(
     if config.compile:
         module = torch.compile(module)
     num_workers = min(config.num_workers, len(chunks))
+    # where min-max is cheapest: on an accelerator, or batched in this process when it also reads; CPU workers
+    # running beside a CPU model keep the processor (measured: benchmarks/results/embed_pipeline.md)
+    raw_transfer = device.type != "cpu" or num_workers == 0
     loader = DataLoader(
-        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs),
+        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs, raw_transfer),
         batch_size=None,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
@@ -479,7 +535,7 @@ def _run_chunks(
                 if per_item:
                     progress.update(len(result.failures))  # failed rows still advance the row count
                 continue
-            pixel_values = piece["pixel_values"].to(device, non_blocking=True)
+            pixel_values = model_inputs(piece, device, embedding_model.processor)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 embeddings, probabilities, attention = embedding_model.forward(pixel_values, module)
             cells = piece["cells"]
