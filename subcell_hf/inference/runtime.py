@@ -361,11 +361,13 @@ def _export_onnx(embedding_model: "EmbeddingModel", height: int, width: int, des
 
 def _quantize_linear_layers(source: Path, destination: Path) -> None:
     """Dynamic int8 quantization of the linear layers (MatMul/Gemm with a constant weight: most of the FLOPs),
-    weights per output channel; the patch convolution, the attention products, LayerNorms and softmaxes stay fp32."""
+    weights per output channel on 7 bits (`reduce_range`: CPUs without VNNI multiply u8 x s8 pairs into a
+    saturating int16, which 8-bit weights can overflow); the patch convolution, the attention products, LayerNorms
+    and softmaxes stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(destination), op_types_to_quantize=["MatMul", "Gemm"],
-                     weight_type=QuantType.QInt8, per_channel=True)
+                     weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
 
 
 __all__ = [
