@@ -381,7 +381,8 @@ def write_markdown(results: dict, path: Path) -> None:
         "",
         f"fp32 peak: {machine['derivation']} = {peak / 1e9:.0f} GFLOP/s." if peak else "fp32 peak: unknown.",
         "",
-        "| path | cells/s (median) | best | vs wrapper style | GFLOP/s | of fp32 peak | max abs diff emb. / prob. vs eager b1 | export, once (s) |",
+        "| path | cells/s (median) | best | vs wrapper style | GFLOP/s | of fp32 peak "
+        "| max abs diff emb. / prob. vs eager b1 | export, once (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["paths"].items():
