@@ -22,9 +22,16 @@ class LocalizationPredictor:
 
     Calling it on one cell (array (C, H, W) or channel mapping) returns a list of `{"label", "score"}` dicts, best
     first; on a batch ((B, C, H, W) or a list) it returns one such list per cell.
+
+    `runtime` chooses how the model runs (`subcell_hf.inference.runtime`): "auto" (ONNX Runtime on CPU, exported
+    once per crop size and cached; eager PyTorch on a GPU), "eager", "onnx", "onnx-int8" (opt-in, not
+    fp32-exact) or "openvino" (needs `pip install openvino`).
     """
 
-    def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor):
+    def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor, runtime: str = "auto"):
+        from .inference.embed import EmbeddingModel
+        from .inference.runtime import build_runtime
+
         if list(processor.channel_names) != list(model.config.channel_names):
             raise ValueError(
                 f"processor channels {processor.channel_names} do not match model channels "
@@ -32,20 +39,22 @@ class LocalizationPredictor:
             )
         self.model = model.eval()
         self.processor = processor
+        name = getattr(model, "name_or_path", None) or "in-memory"
+        self.runtime = build_runtime(runtime, EmbeddingModel(model, processor, name))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", **kwargs) -> "LocalizationPredictor":
+    def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", runtime: str = "auto",
+                        **kwargs) -> "LocalizationPredictor":
         """Load a localization checkpoint (Hub id or folder) and its preprocessor config."""
         model = load_checked(AutoModelForImageClassification, name_or_path, **kwargs).to(device)  # no random heads
         processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
-        return cls(model, processor)
+        return cls(model, processor, runtime=runtime)
 
     @torch.inference_mode()
     def probabilities(self, cells: Any, **preprocess_kwargs) -> torch.Tensor:
         """Ensemble probabilities (B, num_labels) for one cell or a batch."""
         pixel_values = self.processor(cells, **preprocess_kwargs)["pixel_values"]
-        device = next(self.model.parameters()).device
-        return self.model(pixel_values.to(device)).probabilities.cpu()
+        return self.runtime(pixel_values)[1].cpu()
 
     def __call__(self, cells: Any, top_k: int = 3, **preprocess_kwargs) -> list[dict] | list[list[dict]]:
         probabilities = self.probabilities(cells, **preprocess_kwargs)

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..inference.embed import PRECISIONS
     from ..inference.inputs import INPUT_KINDS
     from ..inference.outputs import OUTPUT_FORMATS
+    from ..inference.runtime import RUNTIMES
 
     parser.add_argument("inputs", nargs="+", help="wrapper CSV, field manifest (CSV/Parquet), or shard files/pattern")
     parser.add_argument("--model", required=True, help="Hub id or local folder of a SubCell model (any variant)")
@@ -41,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, help="input items per resumable chunk (default: per input kind)")
     parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
                         help="autocast dtype; auto = bf16 on a GPU that has it, else fp32")
-    parser.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    parser.add_argument("--compile", action="store_true", help="run the model through torch.compile (eager runtime)")
+    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                        help="auto = ONNX Runtime for fp32 on CPU (exported once per model and crop size, cached), "
+                             "eager PyTorch otherwise; onnx-int8 is faster, not fp32-exact; openvino needs openvino")
     parser.add_argument("--size", type=int, help="resize every crop to SIZE x SIZE (a multiple of 16) first")
     parser.add_argument("--device", help="torch device (default: the process's accelerator, else CPU)")
     parser.add_argument("--overwrite", action="store_true", help="discard chunks of an earlier run, start afresh")
@@ -56,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..inference import EmbedConfig, EmbeddingSettingsError, embed
+    from ..inference.runtime import MissingRuntimeError
 
     inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
     try:
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             precision=args.precision,
             compile=args.compile,
+            runtime=args.runtime,
             save_attention=args.save_attention,
             size=args.size,
             device=args.device,
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             mask_cells=args.mask_cells,
         )
         result = embed(args.model, inputs, args.output, config)
-    except (EmbeddingSettingsError, FileNotFoundError, ValueError, OSError) as error:
+    except (EmbeddingSettingsError, MissingRuntimeError, FileNotFoundError, ValueError, OSError) as error:
         print(f"subcell-hf embed: error: {error}", file=sys.stderr)
         return 2
     if not result.outputs:  # a non-zero rank under accelerate launch: rank 0 reports

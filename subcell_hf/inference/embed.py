@@ -39,6 +39,7 @@ from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismat
 from .inputs import Cell, CellSource, InputFailure, WrapperCsvSource, open_source
 from .outputs import OUTPUT_FORMATS, EmbeddingTable, build_table, cell_file_path, write_anndata, write_npy
 from .outputs import write_parquet, write_summary
+from .runtime import RUNTIMES, build_runtime, resolve_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class EmbedConfig:
         chunk_size: input items (CSV rows, fields, shards) per resumable chunk; default: about a 16th of the
             items, at least one batch of rows, at most 256 rows, 8 fields or 1 shard.
         precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16" or "fp16" (autocast).
-        compile: run the model through `torch.compile`.
+        compile: run the model through `torch.compile` (eager runtime).
+        runtime: how the model runs (`subcell_hf.inference.runtime`): "auto" (ONNX Runtime for fp32 on CPU, the
+            measured fastest at fp32 parity; eager PyTorch otherwise), "eager", "onnx", "onnx-int8" (opt-in, not
+            within 1e-4 of fp32) or "openvino" (needs `pip install openvino`).
         save_attention: write `<id>_attention_map.png` per cell (pooler attention over the protein channel).
         size: resize every crop to `size` x `size` before the model (the processor's `do_resize`); default: as is.
         device: torch device; default: the process's device under `accelerate launch`, else cuda if present.
@@ -83,6 +87,7 @@ class EmbedConfig:
     chunk_size: int | None = None
     precision: str = "auto"
     compile: bool = False
+    runtime: str = "auto"
     save_attention: bool = False
     size: int | None = None
     device: str | None = None
@@ -102,6 +107,8 @@ class EmbedConfig:
             raise ValueError(f"unknown output formats {unknown}; expected any of {OUTPUT_FORMATS}")
         if self.precision not in ("auto", *PRECISIONS):
             raise ValueError(f"precision must be one of {('auto', *PRECISIONS)}, found {self.precision!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, found {self.runtime!r}")
         if self.batch_size < 1 or self.num_workers < 0:
             raise ValueError(
                 f"batch_size must be >= 1 and num_workers >= 0, found {self.batch_size} and {self.num_workers}"
@@ -420,12 +427,14 @@ def _embed(
     output_dir = Path(output_dir)
     device = torch.device(config.device) if config.device else state.device
     dtype = _autocast_dtype(config.precision, device)
+    runtime = resolve_runtime(config.runtime, device, dtype, config.compile)  # fails before any work
     rows_per_batch = -(-config.batch_size // source.cells_per_item) if source.cells_per_item else 1
     chunk_size = config.chunk_size or default_chunk_size(len(source), source.default_chunk_size, rows_per_batch)
     chunks = plan_chunks(len(source), chunk_size)
     store = ChunkStore(output_dir / CHUNKS_DIRNAME, {c.index: source.signature(c.items) for c in chunks})
     preprocess_kwargs = {"do_resize": True, "size": config.size} if config.size is not None else {}
     settings = _run_settings(embedding_model, source, config, chunk_size, dtype, preprocess_kwargs)
+    settings["runtime"] = runtime
     done = _start_or_resume(store, chunks, settings, config.overwrite, state)
 
     pending = [c for c in chunks if c.index not in done]
@@ -437,7 +446,7 @@ def _embed(
     result = EmbedResult(output_dir, chunks_computed=computed, chunks_skipped=len(done))
     if state.is_main_process:
         merged = ChunkResult.concatenate([store.read(c.index) for c in chunks], embedding_model.embedding_size)
-        uns = _uns(embedding_model, source, dtype, preprocess_kwargs, len(merged.failures))
+        uns = {**_uns(embedding_model, source, dtype, preprocess_kwargs, len(merged.failures)), "runtime": runtime}
         table = build_table(merged, embedding_model.class_names, uns)
         result.outputs = write_outputs(table, output_dir, config.formats)
         result.num_cells, result.failures, result.table = table.num_cells, merged.failures, table
@@ -501,9 +510,7 @@ def _run_chunks(
 
     if not chunks:
         return 0
-    module = embedding_model.model.to(device)
-    if config.compile:
-        module = torch.compile(module)
+    runtime = build_runtime(config.runtime, embedding_model, device, dtype, config.compile)
     num_workers = min(config.num_workers, len(chunks))
     # where min-max is cheapest: on an accelerator, or batched in this process when it also reads; CPU workers
     # running beside a CPU model keep the processor (measured: benchmarks/results/embed_pipeline.md)
@@ -536,8 +543,7 @@ def _run_chunks(
                     progress.update(len(result.failures))  # failed rows still advance the row count
                 continue
             pixel_values = model_inputs(piece, device, embedding_model.processor)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                embeddings, probabilities, attention = embedding_model.forward(pixel_values, module)
+            embeddings, probabilities, attention = runtime(pixel_values)
             cells = piece["cells"]
             if config.save_attention:
                 _save_attention(output_dir, cells, pixel_values, attention)

@@ -20,7 +20,7 @@ from subcell_hf.models import HPA_CHANNELS, LOCALIZATION_CLASSES
 
 from .conftest import FIELD_OPTIONS
 
-FAST = dict(num_workers=0, progress=False)
+FAST = dict(num_workers=0, progress=False, runtime="eager")  # bit-for-bit against the eager single-cell API
 
 
 def _sha(path) -> str:
@@ -39,7 +39,7 @@ def _row_cells(csv_path) -> list[dict[str, np.ndarray]]:
 @pytest.mark.parametrize("batch_size", [1, 4])
 def test_csv_path_reproduces_the_single_cell_api_for_every_row(tiny_converted, wrapper_csv, tmp_path, batch_size):
     result = embed(tiny_converted, wrapper_csv, tmp_path / "out", batch_size=batch_size, chunk_size=4, **FAST)
-    predictor = LocalizationPredictor.from_pretrained(str(tiny_converted))
+    predictor = LocalizationPredictor.from_pretrained(str(tiny_converted), runtime="eager")
     cells = _row_cells(wrapper_csv)
     assert result.ok and result.num_cells == len(cells) == 6
     with torch.inference_mode():
@@ -110,7 +110,7 @@ def test_resume_after_an_interrupted_run_gives_the_same_files(tiny_converted, wr
         assert _sha(resumed.outputs[name]) == _sha(whole.outputs[name]), name
     # a run with two loader workers writes the same bytes too
     workers = embed(tiny_converted, wrapper_csv, tmp_path / "workers", formats=("h5ad",), chunk_size=2, batch_size=2,
-                    num_workers=2, progress=False)
+                    num_workers=2, progress=False, runtime="eager")
     assert _sha(workers.outputs["h5ad"]) == _sha(whole.outputs["h5ad"])
 
 
@@ -190,7 +190,7 @@ def test_a_two_channel_variant_reads_only_its_columns(tiny_release_dir, tmp_path
     csv = write_wrapper_csv(tmp_path, [{"dna": paths["dna"], "protein": paths["protein"], "output_prefix": "c"}])
     result = embed(model_dir, csv, tmp_path / "out", **FAST)
     assert result.ok and result.num_cells == 1
-    predictor = LocalizationPredictor.from_pretrained(str(model_dir))
+    predictor = LocalizationPredictor.from_pretrained(str(model_dir), runtime="eager")
     cell = {c: np.array(read_image(tmp_path / paths[c])) for c in ("dna", "protein")}
     np.testing.assert_array_equal(result.table.probabilities[0], predictor.probabilities(cell)[0].numpy())
 

@@ -47,7 +47,7 @@ def test_command_line_one_liner_resolves_the_auto_classes(tiny_converted):
 def test_trust_remote_code_load_without_the_package(tiny_converted, tmp_path):
     cell = np.random.default_rng(0).integers(0, 65535, size=(4, 64, 64), dtype=np.uint16)
     np.save(tmp_path / "cell.npy", cell)
-    predictor = LocalizationPredictor.from_pretrained(str(tiny_converted))
+    predictor = LocalizationPredictor.from_pretrained(str(tiny_converted), runtime="eager")
     expected = predictor.probabilities(cell)
     script = textwrap.dedent(
         """
