@@ -97,8 +97,15 @@ def build_model(config_kwargs: dict, seed: int = 0):
 
 def measure_embed(loaded, inputs: Path, output: Path, crop: dict | None = None, **options) -> dict:
     """One `embed()` run, files to files: cells/s end to end and the share of the time in the model's forward."""
-    from subcell_hf.inference import embed
+    import dataclasses
 
+    from subcell_hf.inference import embed
+    from subcell_hf.inference.embed import EmbedConfig
+
+    if "runtime" in {f.name for f in dataclasses.fields(EmbedConfig)}:
+        # the torch model in every version compared (and on a GPU): only the input pipeline differs, and the
+        # forward timer sees the model's forward
+        options.setdefault("runtime", "eager")
     timer = ForwardTimer(loaded.model)
     start = time.perf_counter()
     try:
