@@ -20,7 +20,7 @@ What it shows, and only that (docs/pretraining.md, "Learning check"):
 Writes `benchmarks/results/learning_check/`: `learning_check.json|md`, `scores.png` (mean +- std over seeds,
 chance marked) and `loss_curves.png`.
 
-    python benchmarks/learning_check.py [--work outputs/learning_check] [--steps 500] [--seeds 0 1 2]
+    python benchmarks/learning_check.py [--work outputs/learning_check] [--steps 300] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -94,13 +94,14 @@ def heldout_cells(shards: Path, channel_names: list[str]) -> dict[str, np.ndarra
 def scores(embeddings: np.ndarray, data: dict, seed: int) -> dict[str, float]:
     """Pattern and cell-line probe (micro AP, trained on some held-out antibodies, tested on the others) and kNN."""
     labels, antibodies, lines = data["labels"], data["antibodies"], data["cell_lines"]
+    labels = labels[:, labels.any(0)]  # the classes present (the 10 patterns): 3.5x cheaper probes, same scores
     label_sets = np.asarray(["".join(map(str, row)) for row in labels])
     train = antibody_split(antibodies, labels, seed)
-    pattern = localization_metrics(labels[~train], fit_linear_probe(embeddings[train], labels[train],
-                                                                    embeddings[~train]))
+    pattern_scores = fit_linear_probe(embeddings[train], labels[train], embeddings[~train], max_iterations=100)
+    pattern = localization_metrics(labels[~train], pattern_scores)
     names = sorted(set(lines))
     one_hot = (lines[:, None] == np.asarray(names)[None, :]).astype(np.int64)
-    line_scores = fit_linear_probe(embeddings[train], one_hot[train], embeddings[~train])
+    line_scores = fit_linear_probe(embeddings[train], one_hot[train], embeddings[~train], max_iterations=100)
     line = localization_metrics(one_hot[~train], line_scores)
     return {
         "pattern_probe_micro_ap": pattern["micro_average_precision"],
@@ -113,10 +114,11 @@ def scores(embeddings: np.ndarray, data: dict, seed: int) -> dict[str, float]:
     }
 
 
-def pretrain(variant: str, seed: int, shards: Path, work: Path, steps: int) -> tuple[Path, float]:
-    output = work / "runs" / f"{variant}_steps{steps}_seed{seed}"
+def pretrain(variant: str, seed: int, shards: Path, work: Path, steps: int, records: int) -> tuple[Path, float]:
+    output = work / "runs" / f"{variant}_steps{steps}x{records}_seed{seed}"
     overrides = {
         "data.shards": str(shards), "data.validation_shards": None, "optim.max_steps": steps,
+        "data.records_per_batch": records,
         "optim.warmup_steps": max(1, steps // 10), "train.output_dir": str(output), "train.seed": seed,
         "train.report_to": "none", "train.save_every": 0, "train.log_every": 10, "eval.every": 0,
     }
@@ -186,7 +188,8 @@ def summarize(values: list[dict]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="outputs/learning_check", help="scratch folder (data and the runs)")
-    parser.add_argument("--steps", type=int, default=500, help="optimizer steps of each pretraining run")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps of each pretraining run")
+    parser.add_argument("--records-per-batch", type=int, default=4, help="records (8 cells each) per step")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (at least 3 for the report)")
     parser.add_argument("--output", default=str(RESULTS), help="results folder")
     args = parser.parse_args()
@@ -207,7 +210,7 @@ def main() -> int:
         random_init = SubCellModel(load_config(TINY).model.build_config().encoder_config())
         per_variant["random_init"].append(scores(embed_cells(random_init, data["cells"]), data, seed))
         for variant in VARIANTS:
-            run, took = pretrain(variant, seed, pretrain_shards, work, args.steps)
+            run, took = pretrain(variant, seed, pretrain_shards, work, args.steps, args.records_per_batch)
             runs[variant].append(run)
             seconds[variant].append(took)
             encoder = AutoModel.from_pretrained(run / "encoder")
@@ -229,7 +232,7 @@ def main() -> int:
     report = {
         "what": "probes of localization pattern and cell line (nuisance) on antibodies held out of pretraining",
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, shared CPU",
-        "preset": "tiny", "steps": args.steps, "seeds": args.seeds,
+        "preset": "tiny", "steps": args.steps, "records_per_batch": args.records_per_batch, "seeds": args.seeds,
         "pretraining_seconds": {v: round(float(np.mean(s)), 1) for v, s in seconds.items()},
         "total_seconds": round(time.perf_counter() - started, 1),
         "heldout_cells": int(len(data["cells"])), "heldout_antibodies": int(len(set(data["antibodies"].tolist()))),
@@ -248,7 +251,8 @@ def main() -> int:
         lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
     (output / "learning_check.md").write_text(
         "# Learning check (`benchmarks/learning_check.py`)\n\n"
-        f"Tiny preset (2-layer, 64-wide ViT, 64-px crops), {args.steps} steps per run, seeds {args.seeds}, on "
+        f"Tiny preset (2-layer, 64-wide ViT, 64-px crops), {args.steps} steps of {args.records_per_batch} records "
+        f"x 8 cells per run, seeds {args.seeds}, on "
         f"synthetic fields with cell-line and plate nuisance; every score on {report['heldout_cells']} cells of "
         f"{report['heldout_antibodies']} antibodies held out of pretraining (probe trained on one antibody per "
         f"pattern, tested on the other's cells). Chance = the same probes on random Gaussian features. Mean +- std "
