@@ -75,7 +75,7 @@ def test_mult_column_repeats_an_antibody_per_epoch(synthetic_manifest, tmp_path)
     assert summary.num_records == 12 and summary.records_per_epoch == 4 * 3 + 8
     assert {r["antibody"]: r["mult"] for r in iter_records(tmp_path / "out")}[first] == 3
     table.loc[table.index[table["antibody"] == first][0], "mult"] = 2
-    with pytest.raises(ValueError, match=r"has mult 2, an earlier row has 3; mult is per antibody"):
+    with pytest.raises(ValueError, match=rf"antibody '{first}' has mult 3, an earlier row has 2; mult is per antibody"):
         write_shards(table, tmp_path / "bad", num_workers=0, show_progress=False, **CROP)
 
 
