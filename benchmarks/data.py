@@ -48,7 +48,7 @@ VIEWS_PER_CELL = 2
 def measure_writing(folder: Path, num_fields: int, image_size: int) -> dict:
     manifest = generate_dataset(folder / "fields", num_fields=num_fields, num_antibodies=2, image_size=image_size)
     start = time.perf_counter()
-    summary = write_shards(manifest, folder / "shards", num_workers=0, max_cells_per_record=64)
+    summary = write_shards(manifest, folder / "shards", num_workers=0)
     seconds = time.perf_counter() - start
     # the same work again, stage by stage, for the breakdown
     stages = {"read_png": 0.0, "find_cells": 0.0, "crop_and_downsample": 0.0}
@@ -85,8 +85,8 @@ def measure_loading(shards: Path, workers: list[int], batches: int) -> list[dict
         for label, augment in (("raw", None), ("augmented_on_cpu", augmentation)):
             count = batches if augment is None else max(2, batches // 4)
             loader = build_pretraining_loader(
-                shards, batch_records=4, num_workers=num_workers, shuffle_buffer=16, augmentation=augment,
-                batches_per_epoch=count + 2, seed=0,
+                shards, batch_records=4, num_workers=num_workers, augmentation=augment,
+                num_batches=count + 2, seed=0,
             )
             iterator = iter(loader)
             for _ in range(2):  # warm-up: worker start, first shards

@@ -339,7 +339,7 @@ def pretrain_cases(matrix: Matrix) -> None:
     matrix.check("pretrain", "a YAML syntax error", "exit 2 naming file and line", status, text, "line" in text)
 
     train, validation = prepare_synthetic_shards(work / "synthetic", num_fields=4, num_validation_fields=4,
-                                                 num_antibodies=4, max_cells_per_record=16, show_progress=False)
+                                                 num_antibodies=4, show_progress=False)
     run = work / "pretrain_run"
     argv = ["--config", "tiny", f"--data.shards={train}", f"--data.validation_shards={validation}",
             "--data.records_per_batch=2", "--optim.max_steps=4", "--optim.warmup_steps=1",

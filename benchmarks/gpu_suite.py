@@ -447,7 +447,7 @@ def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Pa
     batch_records = 1 if quick else config.data.records_per_batch
     batches = 3 if quick else 12
     loader = build_pretraining_loader(work / "shards", batch_records=batch_records, cells_per_record=cells_per_record,
-                                      num_workers=workers, shuffle_buffer=16, batches_per_epoch=batches + 2, seed=0,
+                                      num_workers=workers, num_batches=batches + 2, seed=0,
                                       pin_memory=device.type == "cuda")
     iterator = iter(loader)
     for _ in range(2):  # worker start, first shards

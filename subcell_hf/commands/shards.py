@@ -3,7 +3,8 @@
     subcell-hf shards --manifest fields.csv --output ./shards --crop-size 896 --output-size 448
 
 The manifest (CSV or Parquet) has a path column per channel (microtubules, er, dna, protein), `mask`,
-`image_id`, `antibody` and optionally `gene`, `cell_line`, `plate`, `well`, `locations` (`;`-separated).
+`image_id`, `antibody` and optionally `gene`, `cell_line`, `plate`, `well`, `locations` (`;`-separated) and
+`mult` (visits per epoch of each of the antibody's parts).
 Rerunning with the same inputs resumes: finished shards are kept. Rows that fail are listed with their row
 number and reason in <output>/summary.json; the exit status is 1 when any row failed.
 """
@@ -16,8 +17,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..data.crops import DEFAULT_CROP_SIZE, DEFAULT_MIN_AREA, DEFAULT_OUTPUT_SIZE
-    from ..data.shards import DEFAULT_MAX_CELLS_PER_RECORD, DEFAULT_RECORDS_PER_SHARD
+    from ..data.crops import DEFAULT_CROP_SIZE, DEFAULT_MASK_DILATION, DEFAULT_MIN_AREA, DEFAULT_OUTPUT_SIZE
+    from ..data.shards import DEFAULT_PARTS_PER_ANTIBODY, DEFAULT_RECORDS_PER_SHARD
     from ..models import HPA_CHANNELS
 
     parser.add_argument("--manifest", required=True, help="CSV or Parquet table of fields of view")
@@ -34,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keep-border-cells", action="store_true", help="keep cells touching the field's edge")
     parser.add_argument(
-        "--max-cells-per-record", type=int, default=DEFAULT_MAX_CELLS_PER_RECORD,
-        help=f"split larger antibodies into several records (default: {DEFAULT_MAX_CELLS_PER_RECORD})",
+        "--parts-per-antibody", type=int, default=DEFAULT_PARTS_PER_ANTIBODY,
+        help=f"records (parts) per antibody, each spanning its fields of view (default: {DEFAULT_PARTS_PER_ANTIBODY})",
+    )
+    parser.add_argument(
+        "--mask-dilation", type=int, default=DEFAULT_MASK_DILATION,
+        help=f"dilate each cell's stored mask by this many native pixels (default: {DEFAULT_MASK_DILATION})",
     )
     parser.add_argument(
         "--records-per-shard", type=int, default=DEFAULT_RECORDS_PER_SHARD,
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
             output_size=args.output_size,
             min_area=args.min_area,
             skip_border=not args.keep_border_cells,
-            max_cells_per_record=args.max_cells_per_record,
+            parts_per_antibody=args.parts_per_antibody,
+            mask_dilation=args.mask_dilation,
             records_per_shard=args.records_per_shard,
             num_workers=args.num_workers,
             overwrite=args.overwrite,

@@ -1,23 +1,27 @@
-"""The two views of SubCell pretraining (SPEC section 7), batched: one call per batch, on the batch's device.
+"""The two views of SubCell pretraining (docs/pretraining.md, "Views"), batched: one call per batch, on the batch's
+device, with the release's parameters.
 
-`TwoViewAugmentation` turns raw cells into two normalised views:
+`TwoViewAugmentation` turns raw cells into two views:
 
-1. each cell is min-max scaled to [0, 1] (the photometric ranges below assume [0, 1]; the final min-max makes the
-   views independent of this step except that padding and masked pixels become the cell's minimum);
-2. cell masking, per view independently: in every record of `cells_per_record` cells, half of them (chosen at
-   random) are multiplied by their own segmentation mask;
-3. geometric (both views): horizontal and vertical flips (p=0.5 each), then either a random affine transform
-   (rotation +-90 degrees, translation up to 20 % of the side, scale 0.8-1.2) or a random perspective (corners
-   moved inward by up to 25 % of the half side), with equal probability. Image and mask are warped by the same
-   sampling grid in one `grid_sample` call (the mask is kept where it is >= 0.5), so the mask moves with the
-   image. Outside the cell crop is zero;
-4. photometric (view 2 only), in this order: drop one non-protein channel (p=0.25, only with more than two
-   channels); rescale the protein channel to a maximum drawn from U(0, 2) (p=0.25); per-channel brightness and
-   contrast factors from U(0.5, 1.5); per channel either a 7x7 Gaussian blur with sigma from U(0.1, 2) or
-   sharpness factor 2 (equal probability); Gaussian noise with sigma from U(0.01, 0.05) (p=0.5); per-channel
-   random erasing (p=0.5) of a rectangle covering 2-10 % of the crop, aspect ratio 0.3-3.3. Values are clamped
-   to [0, 1] after each step, as torchvision does for float images;
-5. `min_max_normalize` (SPEC section 4) of each view.
+1. cell masking, per view independently: in every record of `cells_per_record` cells, half of them (chosen at
+   random) are multiplied by their own (dilated) segmentation mask; then each cell is min-max scaled to [0, 1]
+   (the preprocessing of the released models), so a camera offset in the background does not shift the masked
+   cell's intensities;
+2. geometric (both views, each cell its own draw): horizontal and vertical flips (p=0.5 each), then, with equal
+   probability, either a random affine transform (rotation +-90 degrees, translation up to 20 % of the side,
+   scale 0.8-1.2) or a random perspective (corners moved inward by up to 25 % of the half side) that itself
+   applies with p=0.5. Image and mask are warped by the same sampling grid in one `grid_sample` call (the mask is
+   kept where it is >= 0.5), so the mask moves with the image. Outside the cell crop is zero;
+3. photometric, on the views in `photometric_views` (view 2 for MAE-CellS-ProtS-Pool, both views for
+   ViT-ProtS-Pool: `for_model_type`), per cell, in this order: zero one non-protein channel (p=0.25, only with
+   more than two channels); multiply the protein channel by U(0, 2) / max(cell) (p=0.25); per channel, brightness
+   and contrast factors from U(0.5, 1.5) in random order (ColorJitter, always); then per cell either blur
+   (each channel with p=0.5: 7x7 Gaussian, sigma from U(0.1, 2)) or sharpen (each channel with p=0.5 x 0.5:
+   sharpness factor 2), with equal probability; Gaussian noise (p=0.5) with sigma from U(0.01, 0.05) drawn per
+   channel; per channel with p=0.5 x 0.5 random erasing of a rectangle covering 2-10 % of the crop, aspect ratio
+   0.3-3.3. Values are clamped to [0, 1] after each step, as torchvision does for float images.
+
+There is **no second min-max** after augmentation (the release has none): a darkened view stays dark.
 
 All random parameters are drawn from one `torch.Generator`, so a seed reproduces the views exactly on a device.
 """
@@ -36,7 +40,15 @@ from ..models.image_processing_subcell import min_max_normalize
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """The augmentation hyper-parameters; the defaults are those of SPEC section 7."""
+    """The augmentation hyper-parameters; the defaults are the release's (MAE-CellS-ProtS-Pool: photometric changes
+    on view 2 only; `for_model_type`)."""
+
+    @classmethod
+    def for_model_type(cls, model_type: str, **overrides) -> "AugmentationConfig":
+        """The release's settings for a model type: ViT-ProtS-Pool applies the photometric changes to both views."""
+        views = (1, 2) if model_type == "vit-prots-pool" else (2,)
+        return cls(**{"photometric_views": views, **overrides})
+
 
     masked_fraction: float = 0.5
     flip_probability: float = 0.5
@@ -44,18 +56,23 @@ class AugmentationConfig:
     rotation_degrees: float = 90.0
     translate: float = 0.2
     scale: tuple[float, float] = (0.8, 1.2)
+    perspective_probability: float = 0.5  # RandomPerspective's own p, once chosen
     perspective_distortion: float = 0.25
+    photometric_views: tuple[int, ...] = (2,)
     drop_channel_probability: float = 0.25
     protein_rescale_probability: float = 0.25
     protein_rescale: tuple[float, float] = (0.0, 2.0)
     brightness: float = 0.5
     contrast: float = 0.5
+    blur_branch_probability: float = 0.5  # per cell: the blur branch, else the sharpen branch
+    blur_probability: float = 0.5  # per channel, in the blur branch
     blur_kernel_size: int = 7
     blur_sigma: tuple[float, float] = (0.1, 2.0)
+    sharpen_probability: float = 0.25  # per channel, in the sharpen branch (0.5, and RandomAdjustSharpness's 0.5)
     sharpness: float = 2.0
     noise_probability: float = 0.5
-    noise_sigma: tuple[float, float] = (0.01, 0.05)
-    erase_probability: float = 0.5
+    noise_sigma: tuple[float, float] = (0.01, 0.05)  # drawn per channel
+    erase_probability: float = 0.25  # per channel (0.5, and RandomErasing's own 0.5)
     erase_scale: tuple[float, float] = (0.02, 0.1)
     erase_ratio: tuple[float, float] = (0.3, 3.3)
 
@@ -64,7 +81,8 @@ class TwoViewAugmentation(nn.Module):
     """Cell masking, geometric and photometric augmentation of SubCell pretraining (module docstring).
 
     Args:
-        config: the hyper-parameters (default: SPEC section 7); keyword overrides replace single fields, e.g.
+        config: the hyper-parameters (default: the release's, docs/data.md); keyword overrides replace single
+            fields, e.g.
             ``TwoViewAugmentation(noise_probability=0.0)``.
 
     `forward(cells, masks, cells_per_record=8, generator=None)` takes `cells` (N, C, H, W) raw intensities (any
@@ -82,6 +100,13 @@ class TwoViewAugmentation(nn.Module):
         self.config = replace(config or AugmentationConfig(), **overrides)
         if self.config.blur_kernel_size % 2 != 1:
             raise ValueError(f"blur_kernel_size must be odd, found {self.config.blur_kernel_size}")
+        if not set(self.config.photometric_views) <= {1, 2}:
+            raise ValueError(f"photometric_views must name views 1 and/or 2, found {self.config.photometric_views}")
+
+    @classmethod
+    def for_model_type(cls, model_type: str, **overrides) -> "TwoViewAugmentation":
+        """The release's augmentation for `mae-cells-prots-pool` or `vit-prots-pool`."""
+        return cls(AugmentationConfig.for_model_type(model_type), **overrides)
 
     def extra_repr(self) -> str:
         return repr(self.config)
@@ -111,14 +136,14 @@ class TwoViewAugmentation(nn.Module):
         masks = masks.to(images.dtype)
         output = {}
         for view in (1, 2):
-            # SPEC section 7: multiply the raw cell by its mask, then min-max (so a camera offset in the background
-            # does not shift the masked cell's intensities), then augment
+            # multiply the raw cell by its mask, then min-max (so a camera offset in the background does not shift
+            # the masked cell's intensities), then augment
             masked = self.masked_cells(cells.shape[0], cells_per_record, generator).to(images.device)
             view_images = min_max_normalize(torch.where(masked.view(-1, 1, 1, 1), images * masks, images))
             view_images, view_masks = self.geometric(view_images, masks, generator)
-            if view == 2:
+            if view in self.config.photometric_views:
                 view_images = self.photometric(view_images, generator)
-            output[f"view{view}"] = min_max_normalize(view_images)
+            output[f"view{view}"] = view_images  # no second min-max (the release has none)
             output[f"mask{view}"] = view_masks
         return output
 
@@ -170,7 +195,9 @@ class TwoViewAugmentation(nn.Module):
         perspective = _homography(corners + inward, corners)
 
         use_affine = (torch.rand(n, generator=generator) < c.affine_probability).view(n, 1, 1)
-        matrices = torch.where(use_affine, affine, perspective)
+        apply_perspective = (torch.rand(n, generator=generator) < c.perspective_probability).view(n, 1, 1)
+        identity = torch.eye(3, dtype=torch.float64).expand(n, 3, 3)
+        matrices = torch.where(use_affine, affine, torch.where(apply_perspective, perspective, identity))
         # flips act first on the image, so last on the output -> input map
         flips = torch.where(torch.rand(n, 2, generator=generator) < c.flip_probability, -1.0, 1.0).double()
         flip_matrices = torch.diag_embed(torch.cat([flips, torch.ones(n, 1, dtype=torch.float64)], 1))
@@ -178,7 +205,7 @@ class TwoViewAugmentation(nn.Module):
 
     # ---------------------------------------------------------------------------------------- photometric
     def photometric(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """View 2's intensity changes on [0, 1] images (N, C, H, W); protein is the last channel."""
+        """The intensity changes on [0, 1] images (N, C, H, W); protein is the last channel."""
         c = self.config
         n, channels, height, width = images.shape
         device = images.device
@@ -196,23 +223,31 @@ class TwoViewAugmentation(nn.Module):
 
         rescale = draw(n) < c.protein_rescale_probability
         target = draw(n, low=c.protein_rescale[0], high=c.protein_rescale[1])
-        protein = images[:, -1:]
-        peak = protein.amax(dim=(1, 2, 3)).clamp_min(1e-6)
+        peak = images.amax(dim=(1, 2, 3)).clamp_min(1e-6)  # the cell's maximum
         factor = torch.where(rescale, target / peak, torch.ones_like(peak)).view(n, 1, 1, 1)
-        images = torch.cat([images[:, :-1], (protein * factor).clamp(0, 1)], 1)
+        images = torch.cat([images[:, :-1], (images[:, -1:] * factor).clamp(0, 1)], 1)
 
+        # ColorJitter(brightness, contrast) per channel: both, in random order
         brightness = draw(n, channels, low=1 - c.brightness, high=1 + c.brightness).view(n, channels, 1, 1)
-        images = (images * brightness).clamp(0, 1)
         contrast = draw(n, channels, low=1 - c.contrast, high=1 + c.contrast).view(n, channels, 1, 1)
-        mean = images.mean(dim=(2, 3), keepdim=True)
-        images = (contrast * images + (1 - contrast) * mean).clamp(0, 1)
+        brightness_first = (draw(n, channels) < 0.5).view(n, channels, 1, 1)
+
+        def adjust_contrast(x):
+            return (contrast * x + (1 - contrast) * x.mean(dim=(2, 3), keepdim=True)).clamp(0, 1)
+
+        first = adjust_contrast((images * brightness).clamp(0, 1))
+        second = (adjust_contrast(images) * brightness).clamp(0, 1)
+        images = torch.where(brightness_first, first, second)
 
         sigma = draw(n * channels, low=c.blur_sigma[0], high=c.blur_sigma[1])
-        use_blur = (draw(n, channels) < 0.5).view(n, channels, 1, 1)
-        images = torch.where(use_blur, _gaussian_blur(images, sigma, c.blur_kernel_size), _sharpen(images, c.sharpness))
+        blur_branch = (draw(n) < c.blur_branch_probability).view(n, 1, 1, 1)
+        blur = blur_branch & (draw(n, channels) < c.blur_probability).view(n, channels, 1, 1)
+        sharpen = ~blur_branch & (draw(n, channels) < c.sharpen_probability).view(n, channels, 1, 1)
+        images = torch.where(blur, _gaussian_blur(images, sigma, c.blur_kernel_size), images)
+        images = torch.where(sharpen, _sharpen(images, c.sharpness), images)
 
         noisy = (draw(n) < c.noise_probability).view(n, 1, 1, 1)
-        noise_sigma = draw(n, low=c.noise_sigma[0], high=c.noise_sigma[1]).view(n, 1, 1, 1)
+        noise_sigma = draw(n, channels, low=c.noise_sigma[0], high=c.noise_sigma[1]).view(n, channels, 1, 1)
         noise = torch.randn(images.shape, generator=_device_generator(generator, device), device=device)
         images = torch.where(noisy, (images + noise.to(images.dtype) * noise_sigma).clamp(0, 1), images)
 

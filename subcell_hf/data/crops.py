@@ -8,8 +8,10 @@ Geometry (the published SubCell crops are 896 px native, downsampled to 448):
   the field are zeros;
 - the window is downsampled to ``output_size`` by area averaging (the exact block mean when ``crop_size`` is a
   multiple of ``output_size``), rounded back to the field's dtype;
-- the cell's own mask is ``label == cell_id`` over the same window, downsampled the same way and kept where at
-  least half of the block belongs to the cell.
+- the cell's own mask is ``label == cell_id`` over the same window, optionally dilated by ``mask_dilation``
+  pixels at native resolution (a disk; the pretraining shards use 7 px as the released writer did, so that the
+  masked cell keeps its outline), then downsampled the same way and kept where at least half of the block
+  belongs to the cell.
 
 Skipped cells (the documented rule): a cell with fewer than ``min_area`` pixels (native resolution), and, when
 ``skip_border`` is set, a cell with any pixel on the first or last row or column of the field (it is cut off,
@@ -33,6 +35,8 @@ DEFAULT_CROP_SIZE = 896
 DEFAULT_OUTPUT_SIZE = 448
 #: Smallest cell kept, in native pixels. HPA cells at 2048 px are ~10^4-10^5 px; this drops segmentation debris.
 DEFAULT_MIN_AREA = 500
+#: Dilation (native pixels) of the cell masks stored in pretraining shards, as the released shard writer did.
+DEFAULT_MASK_DILATION = 7
 
 
 class FieldError(ValueError):
@@ -112,11 +116,15 @@ def crop_cell(
     cell: CellBox,
     crop_size: int = DEFAULT_CROP_SIZE,
     output_size: int = DEFAULT_OUTPUT_SIZE,
+    mask_dilation: int = 0,
 ) -> CellCrop:
-    """Crop one cell (see the module docstring for the geometry)."""
+    """Crop one cell (see the module docstring for the geometry); `mask_dilation` grows its own mask by that many
+    native pixels (a disk) before downsampling."""
     row, column = crop_window(cell.bbox, crop_size)
     image = _padded_window(channels, row, column, crop_size)
     own_mask = _padded_window(mask[None], row, column, crop_size)[0] == cell.cell_id
+    if mask_dilation > 0:
+        own_mask = dilate(own_mask, mask_dilation)
     if output_size != crop_size:
         image = _area_downsample(image, output_size)
         own_mask = _area_downsample(own_mask[None], output_size)[0]
@@ -141,6 +149,23 @@ def crop_cells(
         raise ValueError(f"output_size ({output_size}) must not exceed crop_size ({crop_size})")
     selection = find_cells(mask, min_area=min_area, skip_border=skip_border)
     return [crop_cell(channels, mask, cell, crop_size, output_size) for cell in selection.cells]
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """A boolean mask grown by `radius` pixels: every pixel within Euclidean distance `radius` of the mask."""
+    from scipy import ndimage
+
+    offsets = np.arange(-radius, radius + 1)
+    disk = offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2
+    rows, columns = np.nonzero(mask)
+    if not len(rows):
+        return mask.copy()
+    # dilate only the cell's bounding box grown by the radius (a whole 896 px window costs ~50x more)
+    top, left = max(rows.min() - radius, 0), max(columns.min() - radius, 0)
+    bottom, right = rows.max() + radius + 1, columns.max() + radius + 1
+    grown = np.zeros_like(mask, dtype=bool)
+    grown[top:bottom, left:right] = ndimage.binary_dilation(mask[top:bottom, left:right], structure=disk)
+    return grown
 
 
 def _check_mask(mask: np.ndarray) -> np.ndarray:
@@ -272,6 +297,7 @@ __all__ = [
     "CellSelection",
     "FieldError",
     "crop_cell",
+    "dilate",
     "crop_cells",
     "crop_window",
     "find_cells",

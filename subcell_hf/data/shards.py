@@ -1,21 +1,28 @@
 """WebDataset shards of antibody records: writing them from a manifest, and walking them back.
 
-Shard layout (``<output_dir>/shard-000000.tar``, ...): one sample per antibody record, key
-``<antibody>-<part>``, three members:
+The sampling unit of pretraining is the *part* (docs/data.md): each antibody's cells are dealt into
+``parts_per_antibody`` (4, as the released writer) near-equal parts, card by card over its fields of view lined up
+one after the other, so every part spans the fields; each part is one record. An antibody with fewer cells than
+parts gets one part per cell. A manifest column ``mult`` (optional, a positive integer, the same on all rows of an
+antibody) says how many times the loader visits each of the antibody's parts per epoch (the release's repeat for
+balancing; stored once, repeated by the loader).
+
+Shard layout (``<output_dir>/shard-000000.tar``, ...): one sample per part, key ``<antibody>-<part>``, three
+members:
 
 - ``<key>.cells.npy``: (n, C, S, S) crops in channel order, the fields' dtype (uint8 or uint16);
-- ``<key>.masks.npy``: (n, S, S) bool, each cell's own segmentation mask;
-- ``<key>.json``: the record (`antibody`, `antibody_id`, `gene`, `channels`, `part`, `num_parts`, `crop_size`,
-  `output_size`) and ``cells``: one dict per cell with `image_id`, `cell_id`, `cell_line`, `plate`, `well`,
+- ``<key>.masks.npy``: (n, S, S) bool, each cell's own segmentation mask, dilated by `mask_dilation` (7) native
+  pixels;
+- ``<key>.json``: the record (`antibody`, `antibody_id`, `gene`, `channels`, `part`, `num_parts`, `mult`,
+  `crop_size`, `output_size`) and ``cells``: one dict per cell with `image_id`, `cell_id`, `cell_line`, `plate`, `well`,
   `plate_position`, `bbox`, `centroid`, `area`, `locations` (names), `labels` (35-class multi-hot over
   `PRETRAINING_CLASSES`) and `localization_labels` (31-class multi-hot over `LOCALIZATION_CLASSES`).
 
-An antibody with more than ``max_cells_per_record`` cells is split into parts dealt like cards over its cells lined
-up by (cell line, plate position) group, so that every part spans the groups. Arrays are plain ``.npy`` (never
-pickled). A shard is closed after ``records_per_shard`` records or 1 GB.
+Arrays are plain ``.npy`` (never pickled). A shard is closed after ``records_per_shard`` records or 1 GB.
 
 Next to the shards: ``progress.json`` (which shards and antibodies are complete; lets an interrupted run resume
-without rewriting finished shards) and ``summary.json`` (counts and every manifest row that failed, with why).
+without rewriting finished shards) and ``summary.json`` (counts, `records_per_epoch` = parts x mult, and every
+manifest row that failed, with why).
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -37,7 +43,16 @@ import numpy as np
 import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
-from .crops import DEFAULT_CROP_SIZE, DEFAULT_MIN_AREA, DEFAULT_OUTPUT_SIZE, CellCrop, crop_cell, find_cells, read_field
+from .crops import (
+    DEFAULT_CROP_SIZE,
+    DEFAULT_MASK_DILATION,
+    DEFAULT_MIN_AREA,
+    DEFAULT_OUTPUT_SIZE,
+    CellCrop,
+    crop_cell,
+    find_cells,
+    read_field,
+)
 from ..atomic import atomic_write_text, check_replaceable, mark_output
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
@@ -46,8 +61,9 @@ SHARD_GLOB = "shard-*.tar"
 PARTIAL_SUFFIX = ".partial"
 PROGRESS_FILE = "progress.json"
 SUMMARY_FILE = "summary.json"
-#: 64 cells of 4 x 448 x 448 uint16 are ~100 MB: a record is read whole to draw 8 cells, so keep them modest.
-DEFAULT_MAX_CELLS_PER_RECORD = 64
+#: Parts (records) per antibody, as the released writer: every antibody gets 4 x mult draws per epoch.
+DEFAULT_PARTS_PER_ANTIBODY = 4
+MULT_COLUMN = "mult"
 DEFAULT_RECORDS_PER_SHARD = 16
 #: A shard is also closed once it holds this many bytes (the usual 0.1-1 GB streaming granularity).
 MAX_SHARD_BYTES = 1e9
@@ -70,6 +86,7 @@ class ShardSummary:
     output_dir: str
     shards: list[str] = field(default_factory=list)
     num_records: int = 0
+    records_per_epoch: int = 0  # parts x mult: the record visits of one epoch
     num_cells: int = 0
     num_antibodies: int = 0
     num_fields: int = 0
@@ -101,13 +118,14 @@ def _crop_row(
     output_size: int,
     min_area: int,
     skip_border: bool,
+    mask_dilation: int = 0,
 ) -> _FieldResult:
     """Read and crop one manifest row; any failure becomes the row's reason, never an exception."""
     index, row = task
     try:
         channels, mask = read_field(row, channel_names)
         selection = find_cells(mask, min_area=min_area, skip_border=skip_border)
-        crops = [crop_cell(channels, mask, cell, crop_size, output_size) for cell in selection.cells]
+        crops = [crop_cell(channels, mask, cell, crop_size, output_size, mask_dilation) for cell in selection.cells]
         return _FieldResult(index, crops, selection.skipped_border, selection.skipped_small)
     except Exception as error:  # reported per row in summary.json; the run goes on
         return _FieldResult(index, [], error=f"{type(error).__name__}: {error}")
@@ -132,9 +150,10 @@ def _cell_metadata(row: dict, crop: CellCrop, locations: list[str]) -> dict:
     }
 
 
-def group_key(cell: dict) -> tuple[str, str]:
-    """The (cell line, plate position) group a cell belongs to; sampling and record splitting spread over these."""
-    return cell.get("cell_line", ""), cell.get("plate_position", "")
+def group_key(cell: dict) -> str:
+    """The group a cell belongs to: its field of view (`image_id`), as in the release; parts and draws are dealt
+    round-robin over these."""
+    return str(cell.get("image_id", ""))
 
 
 def deal_into_parts(groups: Sequence[str | tuple], num_parts: int) -> list[list[int]]:
@@ -169,12 +188,14 @@ def build_records(
     gene: str,
     cells: list[tuple[CellCrop, dict]],
     channel_names: Sequence[str],
-    max_cells_per_record: int,
+    parts_per_antibody: int,
     crop_size: int,
     output_size: int,
+    mult: int = 1,
 ) -> list[dict]:
-    """The webdataset samples of one antibody: its cells split into parts of at most `max_cells_per_record`."""
-    num_parts = math.ceil(len(cells) / max_cells_per_record)
+    """The webdataset samples of one antibody: its cells dealt into `parts_per_antibody` near-equal parts over its
+    fields of view (one part per cell when it has fewer cells), each visited `mult` times per epoch."""
+    num_parts = min(parts_per_antibody, len(cells))
     parts = deal_into_parts([group_key(meta) for _, meta in cells], num_parts)
     samples = []
     for part, indices in enumerate(parts):
@@ -185,6 +206,7 @@ def build_records(
             "channels": list(channel_names),
             "part": part,
             "num_parts": num_parts,
+            "mult": mult,
             "crop_size": crop_size,
             "output_size": output_size,
             "cells": [cells[i][1] for i in indices],
@@ -311,7 +333,8 @@ def write_shards(
     output_size: int = DEFAULT_OUTPUT_SIZE,
     min_area: int = DEFAULT_MIN_AREA,
     skip_border: bool = True,
-    max_cells_per_record: int = DEFAULT_MAX_CELLS_PER_RECORD,
+    parts_per_antibody: int = DEFAULT_PARTS_PER_ANTIBODY,
+    mask_dilation: int = DEFAULT_MASK_DILATION,
     records_per_shard: int = DEFAULT_RECORDS_PER_SHARD,
     num_workers: int | None = None,
     overwrite: bool = False,
@@ -324,7 +347,8 @@ def write_shards(
         output_dir: folder for ``shard-*.tar``, ``progress.json`` and ``summary.json``.
         channel_names: channels to stack, in HPA order (a variant's subset, protein last).
         crop_size, output_size, min_area, skip_border: the crop geometry and skip rule of `subcell_hf.data.crops`.
-        max_cells_per_record: antibodies with more cells are split into several records.
+        parts_per_antibody: records (parts) per antibody, each spanning its fields of view (release: 4).
+        mask_dilation: native pixels by which each cell's stored mask is dilated (release: 7; 0 keeps it exact).
         records_per_shard: records per tar file.
         num_workers: processes cropping fields in parallel (default: all CPUs; 0 = in this process).
         overwrite: delete shards of an earlier run with other inputs instead of refusing.
@@ -335,16 +359,18 @@ def write_shards(
     """
     from tqdm.auto import tqdm
 
-    _check_options(channel_names, crop_size, output_size, max_cells_per_record, records_per_shard)
+    _check_options(channel_names, crop_size, output_size, parts_per_antibody, records_per_shard, mask_dilation)
     table = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest, channel_names)
     table = table.reset_index(drop=True)
+    mults = antibody_mults(table, str(manifest) if not isinstance(manifest, pd.DataFrame) else "manifest")
     options = {
         "channel_names": list(channel_names),
         "crop_size": crop_size,
         "output_size": output_size,
         "min_area": min_area,
         "skip_border": skip_border,
-        "max_cells_per_record": max_cells_per_record,
+        "parts_per_antibody": parts_per_antibody,
+        "mask_dilation": mask_dilation,
         "records_per_shard": records_per_shard,
     }
     output_dir = Path(output_dir)
@@ -375,6 +401,7 @@ def write_shards(
         output_size=output_size,
         min_area=min_area,
         skip_border=skip_border,
+        mask_dilation=mask_dilation,
     )
     written = progress.written_keys
     results = _map_ordered(crop, tasks, num_workers)
@@ -388,10 +415,11 @@ def write_shards(
                 bar.update(1)
             cells, stats = _gather_antibody(table, field_results, locations)
             failed.update({f["row"]: FailedRow(**f) for f in stats["failed"]})
+            stats["mult"] = mults[name]
             if cells:
                 gene = str(table.at[indices[0], "gene"])
                 for sample in build_records(
-                    name, gene, cells, channel_names, max_cells_per_record, crop_size, output_size
+                    name, gene, cells, channel_names, parts_per_antibody, crop_size, output_size, mults[name]
                 ):
                     stats["keys"].append(sample["__key__"])
                     if sample["__key__"] not in written:
@@ -407,12 +435,14 @@ def write_shards(
     return summary
 
 
-def _check_options(channel_names, crop_size, output_size, max_cells_per_record, records_per_shard) -> None:
-    if max_cells_per_record < 1 or records_per_shard < 1:
+def _check_options(channel_names, crop_size, output_size, parts_per_antibody, records_per_shard, mask_dilation):
+    if parts_per_antibody < 1 or records_per_shard < 1:
         raise ValueError(
-            f"max_cells_per_record and records_per_shard must be >= 1, found {max_cells_per_record}, "
+            f"parts_per_antibody and records_per_shard must be >= 1, found {parts_per_antibody}, "
             f"{records_per_shard}"
         )
+    if mask_dilation < 0:
+        raise ValueError(f"mask_dilation must be >= 0 pixels, found {mask_dilation}")
     if output_size > crop_size:
         raise ValueError(f"output_size ({output_size}) must not exceed crop_size ({crop_size})")
     if not channel_names or list(channel_names) != [c for c in HPA_CHANNELS if c in channel_names]:
@@ -420,6 +450,29 @@ def _check_options(channel_names, crop_size, output_size, max_cells_per_record, 
             f"channel_names must be distinct HPA channels in the order {list(HPA_CHANNELS)}, "
             f"found {list(channel_names)}"
         )
+
+
+def antibody_mults(table: pd.DataFrame, source: str = "manifest") -> dict[str, int]:
+    """Each antibody's `mult` (visits of each of its parts per epoch): the manifest's ``mult`` column, else 1."""
+    antibodies = table["antibody"].astype(str)
+    if MULT_COLUMN not in table.columns:
+        return dict.fromkeys(antibodies, 1)
+    mults: dict[str, int] = {}
+    for index, (name, value) in enumerate(zip(antibodies, table[MULT_COLUMN])):
+        try:
+            number = float(value)
+            if number != int(number) or number < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{source}: row {index}: column mult must be a positive integer, found {value!r}"
+            ) from None
+        if mults.setdefault(name, int(number)) != int(number):
+            raise ValueError(
+                f"{source}: row {index}: antibody {name!r} has mult {int(number)}, an earlier row has {mults[name]}; "
+                "mult is per antibody"
+            )
+    return mults
 
 
 def _plan(table: pd.DataFrame) -> tuple[dict[str, list[int]], dict[int, list[str]], dict[int, FailedRow]]:
@@ -469,6 +522,7 @@ def _summarize(
     )
     for stats in progress.antibodies.values():
         summary.num_records += len(stats["keys"])
+        summary.records_per_epoch += len(stats["keys"]) * stats.get("mult", 1)
         summary.num_cells += stats["cells"]
         summary.num_antibodies += bool(stats["keys"])
         summary.num_fields += stats["fields"]
@@ -583,6 +637,7 @@ __all__ = [
     "FailedRow",
     "ShardReadError",
     "ShardSummary",
+    "antibody_mults",
     "build_records",
     "deal_into_parts",
     "decode_record",

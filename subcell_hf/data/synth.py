@@ -10,6 +10,12 @@ Each field of view holds 20-80 touching cells (integer label mask) imaged in the
 
 Every antibody has one pattern; its fields span a few cell lines and plates. The manifest it writes is the one
 `write_shards` reads (see `subcell_hf.data.manifest`), plus a `pattern` column.
+
+With ``nuisance=True`` the fields also carry effects unrelated to localization, as real plates do: each cell line
+has its own per-channel brightness (which survives the per-cell min-max, since that scales all channels together)
+and cell size (cells per field), and each plate its own camera offset. The cell line of an antibody is drawn
+independently of its pattern, so an embedding that separates patterns of unseen antibodies has learned the
+localization, not the nuisance (the learning check measures both).
 """
 
 from __future__ import annotations
@@ -275,8 +281,11 @@ def generate_field(
     pattern: str,
     rng: np.random.Generator,
     bit_depth: int = 16,
+    channel_gains: dict[str, float] | None = None,
+    offset: float = 0.015,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One field of view: `{channel: (size, size) uint8/uint16}` in HPA channel order, and the label mask."""
+    """One field of view: `{channel: (size, size) uint8/uint16}` in HPA channel order, and the label mask.
+    `channel_gains` multiply each channel's brightness and `offset` is the camera offset (fraction of full scale)."""
     if bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, found {bit_depth}")
     layout = make_layout(size, num_cells, rng)
@@ -292,8 +301,8 @@ def generate_field(
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     channels = {}
     for name in HPA_CHANNELS:
-        gain = rng.uniform(0.35, 0.6) * top
-        clean = (0.015 + signals[name]) * gain  # camera offset, then signal
+        gain = rng.uniform(0.35, 0.6) * top * (channel_gains or {}).get(name, 1.0)
+        clean = (offset + signals[name]) * gain  # camera offset, then signal
         noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * (0.004 * top + 0.03 * np.sqrt(clean))
         channels[name] = np.clip(np.rint(noisy), 0, top).astype(dtype)
     return channels, layout.labels.astype(np.uint16 if layout.labels.max() < 65536 else np.int32)
@@ -310,13 +319,17 @@ def generate_dataset(
     file_format: str = "png",
     cells_per_field: tuple[int, int] = CELLS_PER_FIELD,
     show_progress: bool = True,
+    nuisance: bool = False,
+    first_antibody: int = 0,
 ) -> Path:
     """Write a synthetic HPA-like dataset and return the path of its manifest CSV.
 
     Files: ``images/<image_id>_<channel>.<png|tif>`` per channel, ``images/<image_id>_mask.<png|tif>`` (uint16
     labels) and ``manifest.csv`` with absolute paths and the columns of `subcell_hf.data.manifest` plus `pattern`.
     Antibody k has pattern ``PATTERNS[k % len(PATTERNS)]`` and fields ``k, k + num_antibodies, ...``; each field is
-    drawn from its own seed, so the output depends only on the arguments.
+    drawn from its own seed, so the output depends only on the arguments. `first_antibody` numbers the antibodies
+    from there (``HPA<first_antibody + k>``: a second dataset of other antibodies); `nuisance` adds cell-line and
+    plate effects unrelated to localization (module docstring).
     """
     from tqdm.auto import tqdm
 
@@ -329,13 +342,24 @@ def generate_dataset(
     pattern_names = list(PATTERNS)
     study = np.random.default_rng([seed, 0])
     antibody_lines = [study.choice(CELL_LINES, size=2, replace=False) for _ in range(num_antibodies)]
+    effects = np.random.default_rng([1234])  # the same cell-line and plate effects in every dataset
+    line_gains = {line: dict(zip(HPA_CHANNELS, effects.uniform(0.4, 1.6, len(HPA_CHANNELS)))) for line in CELL_LINES}
+    line_density = {line: effects.uniform(0.6, 1.6) for line in CELL_LINES}
     rows = []
     for index in tqdm(range(num_fields), desc="synthetic fields", disable=not show_progress):
         rng = np.random.default_rng([seed, 1, index])
         antibody = index % num_antibodies
-        pattern = pattern_names[antibody % len(pattern_names)]
+        pattern = pattern_names[(first_antibody + antibody) % len(pattern_names)]
+        plate = index // 8 + 1
         num_cells = int(rng.integers(cells_per_field[0], cells_per_field[1] + 1))
-        channels, mask = generate_field(image_size, num_cells, pattern, rng, bit_depth)
+        gains, offset, cell_line = None, 0.015, None
+        if nuisance:  # the cell line is needed first; drawn from its own stream so the default output is unchanged
+            cell_line = str(antibody_lines[antibody][int(np.random.default_rng([seed, 2, index]).integers(2))])
+            num_cells = max(4, int(num_cells * line_density[cell_line]))
+            gains, offset = line_gains[cell_line], 0.015 + 0.02 * (plate % 4)
+        channels, mask = generate_field(image_size, num_cells, pattern, rng, bit_depth, gains, offset)
+        if cell_line is None:
+            cell_line = str(antibody_lines[antibody][int(rng.integers(2))])
         image_id = f"field{index:05d}"
         row = {}
         for name in HPA_CHANNELS:
@@ -343,10 +367,10 @@ def generate_dataset(
         row["mask"] = str(write_image(images / f"{image_id}_mask.{file_format}", mask))
         row.update(
             image_id=image_id,
-            antibody=f"HPA{antibody:06d}",
-            gene=f"SYN{antibody:04d}",
-            cell_line=str(antibody_lines[antibody][int(rng.integers(2))]),
-            plate=f"plate{index // 8 + 1:03d}",
+            antibody=f"HPA{first_antibody + antibody:06d}",
+            gene=f"SYN{first_antibody + antibody:04d}",
+            cell_line=cell_line,
+            plate=f"plate{plate:03d}",
             well=f"{WELL_ROWS[int(rng.integers(len(WELL_ROWS)))]}{int(rng.integers(1, 13))}",
             locations=LOCATION_SEPARATOR.join(PATTERNS[pattern]),
             pattern=pattern,

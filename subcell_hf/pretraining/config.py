@@ -60,32 +60,36 @@ class DataConfig:
     validation_shards: str | None = field(
         default=None, metadata={"help": "a small held-out shard set (its first eval.num_cells cells)"}
     )
-    records_per_batch: int = field(default=14, metadata={"help": "antibody records per process per micro-step"})
-    cells_per_record: int = field(default=8, metadata={"help": "cells drawn from each record (SPEC: 8)"})
-    num_workers: int = field(default=8, metadata={"help": "data-loading worker processes per training process"})
-    shuffle_buffer: int = field(default=1000, metadata={"help": "records held in the shuffle buffer"})
-    records_per_epoch: int | None = field(
-        default=None, metadata={"help": "antibody records in one epoch (needed for epoch-based schedules)"}
+    records_per_batch: int = field(
+        default=14, metadata={"help": "record (part) visits per process per micro-step, one 8-cell draw each"}
     )
-    exact_resume: bool = field(
-        default=True,
-        metadata={
-            "help": "on resume, replay the data stream up to the checkpoint (exact; re-reads what was seen); "
-            "false: start a new stream seeded by the position (instant; same distribution)"
-        },
+    cells_per_record: int = field(default=8, metadata={"help": "cells drawn per record visit (release: 8)"})
+    num_workers: int = field(default=8, metadata={"help": "data-loading worker processes per training process"})
+    records_per_epoch: int | None = field(
+        default=None,
+        metadata={"help": "record visits in one epoch (parts x mult); default: the shards' summary.json"},
     )
 
 
 @dataclass
 class OptimConfig:
-    """AdamW and the learning-rate schedule (SPEC section 7)."""
+    """AdamW and the learning-rate schedule (docs/pretraining.md, "Optimisation")."""
 
     base_learning_rate: float = field(default=1e-4, metadata={"help": "learning rate per 256 cells of global batch"})
     learning_rate: float | None = field(default=None, metadata={"help": "absolute peak rate (skips the scaling)"})
-    weight_decay: float = field(default=0.05, metadata={"help": "on Linear / Conv2d weight matrices only"})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay (see weight_decay_policy)"})
+    weight_decay_policy: str = field(
+        default="default",
+        metadata={
+            "help": "default: decay Linear / Conv2d weight matrices only; release: every tensor with ndim > 1 "
+            "(CLS and position embeddings too) and the projector heads at 0.01, as the released code"
+        },
+    )
     betas: tuple[float, float] = field(default=(0.9, 0.95), metadata={"help": "AdamW betas"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient-norm clipping (0 disables)"})
-    min_lr_ratio: float = field(default=1e-3, metadata={"help": "final rate as a fraction of the peak"})
+    min_lr_ratio: float = field(
+        default=1e-3, metadata={"help": "final rate of the linear decay, as a fraction of the peak"}
+    )
     epochs: float | None = field(default=300, metadata={"help": "schedule length in epochs (with records_per_epoch)"})
     warmup_epochs: float | None = field(default=5, metadata={"help": "warmup length in epochs"})
     max_steps: int | None = field(default=None, metadata={"help": "schedule length in optimizer steps (wins)"})
@@ -106,10 +110,6 @@ class TrainConfig:
     save_every: int = field(default=1000, metadata={"help": "optimizer steps between checkpoints (0: only at end)"})
     keep_checkpoints: int = field(default=3, metadata={"help": "most recent checkpoints kept"})
     report_to: str = field(default="tensorboard", metadata={"help": "tensorboard, trackio or none"})
-    sync_batch_norm: bool = field(
-        default=False,
-        metadata={"help": "projector BatchNorm statistics over all GPU processes (SimCLR's global BN), not per GPU"},
-    )
     stop_after_steps: int | None = field(
         default=None, metadata={"help": "end this session after this many optimizer steps (the schedule is unchanged)"}
     )
@@ -149,6 +149,10 @@ class PretrainingConfig:
         for name in ("records_per_batch", "cells_per_record"):
             if getattr(self.data, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {getattr(self.data, name)}")
+        if self.optim.weight_decay_policy not in ("default", "release"):
+            raise ValueError(
+                f"optim.weight_decay_policy must be default or release, found {self.optim.weight_decay_policy!r}"
+            )
         if self.train.gradient_accumulation_steps < 1:
             raise ValueError(
                 f"train.gradient_accumulation_steps must be >= 1, found {self.train.gradient_accumulation_steps}"
@@ -185,6 +189,34 @@ class PretrainingConfig:
         if total < 1 or not 0 <= warmup < total:
             raise ValueError(f"need 0 <= warmup steps < total steps, found warmup={warmup}, total={total}")
         return total, warmup
+
+    def describe_batch(self, num_processes: int) -> str:
+        """The run's batch arithmetic, steps per epoch and total steps, in words (logged when a run starts)."""
+        data, optim = self.data, self.optim
+        records = self.records_per_step(num_processes)
+        lines = [
+            f"global batch: {num_processes} process(es) x {data.records_per_batch} records x "
+            f"{self.train.gradient_accumulation_steps} accumulation = {records} records x {data.cells_per_record} "
+            f"cells = {self.cells_per_step(num_processes)} cells",
+        ]
+        if optim.learning_rate is not None:
+            lines.append(f"peak learning rate: {optim.learning_rate:.3g} (absolute)")
+        else:
+            lines.append(
+                f"peak learning rate: {optim.base_learning_rate:.3g} x {self.cells_per_step(num_processes)} / 256 = "
+                f"{self.peak_learning_rate(num_processes):.3g}"
+            )
+        if data.records_per_epoch:
+            lines.append(
+                f"epoch: {data.records_per_epoch} record visits (parts x mult) / {records} = "
+                f"{data.records_per_epoch / records:.1f} steps"
+            )
+        try:
+            total, warmup = self.schedule_steps(num_processes)
+            lines.append(f"schedule: {total} steps ({warmup} warmup, then linear decay to {optim.min_lr_ratio:.3g})")
+        except ValueError as error:
+            lines.append(f"schedule: {error}")
+        return "\n".join(lines)
 
     def peak_learning_rate(self, num_processes: int) -> float:
         from .optim import scaled_learning_rate

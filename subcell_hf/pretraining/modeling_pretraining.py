@@ -1,9 +1,13 @@
-"""`SubCellForPreTraining`: the SubCell encoder + pooler with the heads and losses of SPEC section 7.
+"""`SubCellForPreTraining`: the SubCell encoder + pooler with the heads and losses of pretraining
+(docs/pretraining.md).
 
-Both views of a batch go through the encoder together. With the reconstruction objective on, the encoder sees only
-the visible patches of each view (MAE); the pooled embedding of those tokens feeds the two projectors, and the
-decoder reconstructs the hidden patches. The encoder and pooler are a plain `SubCellModel` under `subcell.`, so
-`export_encoder` writes a folder that `AutoModel` loads.
+View roles, as the release: with the reconstruction objective on (MAE-CellS-ProtS-Pool), view 1 is encoded from
+its visible patches only (MAE masking, ratio 0.25) and is the only view the decoder reconstructs; view 2 is encoded
+whole. Without it (ViT-ProtS-Pool) both views are encoded whole. Both views' pooled embeddings feed the
+contrastive objectives: each view's embeddings are first gathered from all processes (with gradients), then each
+projector runs on each view's global batch separately, so the projectors' BatchNorm statistics are global and per
+view. The encoder and pooler are a plain `SubCellModel` under `subcell.`, so `export_encoder` writes a folder that
+`AutoModel` loads.
 """
 
 from __future__ import annotations
@@ -32,13 +36,13 @@ class SubCellPreTrainingOutput(ModelOutput):
 
     Args:
         loss: weighted sum of the enabled terms.
-        reconstruction_loss: norm-pix MSE over hidden patches (both views), when enabled.
+        reconstruction_loss: norm-pix MSE over the hidden patches of view 1, when enabled.
         cell_contrastive_loss: NT-Xent over the global batch, when enabled.
         protein_contrastive_loss: SupCon by antibody id over the global batch, when enabled.
-        embeddings: (V * B, pool_num_heads * hidden) pooled embeddings of the visible tokens.
-        reconstruction: (V * B, L, p * p * C) decoder predictions for every patch (in norm-pix units when
+        embeddings: (V * B, pool_num_heads * hidden) pooled embeddings (view 1 of its visible tokens when masked).
+        reconstruction: (B, L, p * p * C) decoder predictions for every patch of view 1 (in norm-pix units when
             `norm_pix_loss`), when the reconstruction objective is on.
-        patch_mask: (V * B, L) 1 for hidden patches, when the reconstruction objective is on.
+        patch_mask: (B, L) 1 for the hidden patches of view 1, when the reconstruction objective is on.
     """
 
     loss: torch.FloatTensor | None = None
@@ -204,43 +208,43 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         config, heads = self.config, self.pretraining_heads
-        views = [pixel_values] + ([second_view_pixel_values] if second_view_pixel_values is not None else [])
-        num_views, batch = len(views), pixel_values.shape[0]
-        images = torch.cat(views)
+        batch = pixel_values.shape[0]
+        second = second_view_pixel_values
         gather = distributed.gather_across_processes if gather_across_processes else _identity
 
-        patch_mask = None
-        if heads.decoder is not None:
-            masks = None
-            if cell_masks is not None:
-                masks = torch.cat([cell_masks] + ([second_view_cell_masks] if num_views == 2 else []))
-            patch_mask = self.sample_patch_mask(images, masks)
-        encoded = self.encode(images, patch_mask.ids_keep if patch_mask is not None else None)
-        tokens, embeddings = encoded.last_hidden_state, encoded.pooler_output
+        # view 1: MAE-masked when the reconstruction objective is on; view 2: always whole
+        patch_mask = self.sample_patch_mask(pixel_values, cell_masks) if heads.decoder is not None else None
+        if patch_mask is None and second is not None:
+            pooled = self.encode(torch.cat([pixel_values, second])).pooler_output  # same length: one call
+            per_view = [pooled[:batch], pooled[batch:]]
+        else:
+            first = self.encode(pixel_values, patch_mask.ids_keep if patch_mask is not None else None)
+            per_view = [first.pooler_output]
+            if second is not None:
+                per_view.append(self.encode(second).pooler_output)
+        output = SubCellPreTrainingOutput(embeddings=torch.cat(per_view))
 
-        output = SubCellPreTrainingOutput(embeddings=embeddings)
         if heads.decoder is not None:
-            grid = (images.shape[-2] // config.patch_size, images.shape[-1] // config.patch_size)
-            output.reconstruction = heads.decoder(tokens, patch_mask.ids_restore, grid)
+            grid = (pixel_values.shape[-2] // config.patch_size, pixel_values.shape[-1] // config.patch_size)
+            output.reconstruction = heads.decoder(first.last_hidden_state, patch_mask.ids_restore, grid)
             output.patch_mask = patch_mask.mask
             output.reconstruction_loss = masked_patch_mse(
-                output.reconstruction, patchify(images, config.patch_size), patch_mask.mask, config.norm_pix_loss
+                output.reconstruction, patchify(pixel_values, config.patch_size), patch_mask.mask, config.norm_pix_loss
             )
+        if heads.cell_projector is not None or heads.protein_projector is not None:
+            # gather each view's embeddings first, then project each view's global batch on its own
+            gathered = [gather(embeddings) for embeddings in per_view]
         if heads.cell_projector is not None:
-            if num_views != 2:
+            if second is None:
                 raise ValueError("the cell-specific (NT-Xent) objective needs second_view_pixel_values")
-            projections = heads.cell_projector(embeddings)
-            output.cell_contrastive_loss = nt_xent_loss(
-                gather(projections[:batch]), gather(projections[batch:]), config.cell_temperature
-            )
+            first_projection, second_projection = (heads.cell_projector(view) for view in gathered)
+            output.cell_contrastive_loss = nt_xent_loss(first_projection, second_projection, config.cell_temperature)
         if heads.protein_projector is not None:
             if antibody_ids is None:
                 raise ValueError("the protein-specific (SupCon) objective needs antibody_ids")
-            projections = heads.protein_projector(embeddings)
-            labels = antibody_ids.to(projections.device).repeat(num_views)
-            output.protein_contrastive_loss = supcon_loss(
-                gather(projections), gather(labels), config.protein_temperature
-            )
+            projections = torch.cat([heads.protein_projector(view) for view in gathered])
+            labels = gather(antibody_ids.to(projections.device)).repeat(len(gathered))
+            output.protein_contrastive_loss = supcon_loss(projections, labels, config.protein_temperature)
 
         weights = {
             "reconstruction": config.reconstruction_weight,

@@ -25,7 +25,7 @@ def prepare_synthetic_shards(
     image_size: int = 256,
     crop_size: int = 64,
     output_size: int = 64,
-    max_cells_per_record: int = 32,
+    parts_per_antibody: int = 4,
     seed: int = 0,
     show_progress: bool = True,
 ) -> tuple[Path, Path]:
@@ -45,7 +45,7 @@ def prepare_synthetic_shards(
         )
         write_shards(
             manifest, root / name, crop_size=crop_size, output_size=output_size, min_area=100,
-            max_cells_per_record=max_cells_per_record, records_per_shard=4, num_workers=0, show_progress=show_progress,
+            parts_per_antibody=parts_per_antibody, records_per_shard=4, num_workers=0, show_progress=show_progress,
         )
         folders.append(root / name)
     return folders[0], folders[1]

@@ -1,23 +1,30 @@
-"""The pretraining loop (SPEC section 7) on Accelerate: one code path for a CPU smoke run, one GPU, DDP and
+"""The pretraining loop (docs/pretraining.md) on Accelerate: one code path for a CPU smoke run, one GPU, DDP and
 DeepSpeed ZeRO-2 on several nodes; only the `accelerate launch` configuration changes.
 
-Per optimizer step, each of `gradient_accumulation_steps` micro-steps draws `records_per_batch` records (8 cells
-each) from this process's shard stream, builds the two views on the device, and runs `SubCellForPreTraining`, which
+Per optimizer step, each of `gradient_accumulation_steps` micro-steps takes this process's `records_per_batch`
+record visits (one 8-cell draw each) of the epoch plan (docs/data.md), builds the two views on the device, and
+runs `SubCellForPreTraining`, which
 gathers projections from all processes before the contrastive losses. Then, once per optimizer update: clip,
 step, advance the LR schedule, log, validate, checkpoint.
 
 Reproducibility: all randomness of a micro-step (views, masks, dropout) is seeded from (seed, process, micro-step
-index), and the data stream from (seed, process); so a run resumed from a checkpoint repeats the uninterrupted run.
+index), and the data from (seed, epoch, position); so a run resumed from a checkpoint repeats the uninterrupted run,
+and starts reading where it stopped at no cost.
+
+Signals: SIGTERM / SIGUSR1 during a step finish the step, save and stop (exit 143); while the loop waits for data,
+they stop it at once (the half-done step is dropped and the state of the last complete step saved), so a stalled
+input pipeline never keeps a run from ending.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
+import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,16 +33,23 @@ import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from accelerate.utils import InitProcessGroupKwargs, ProjectConfiguration, set_seed
-from torch import nn
 from tqdm.auto import tqdm
 
 from ..data.augment import TwoViewAugmentation
-from ..data.loader import build_pretraining_loader
+from ..data.loader import ShardIndex, ShardReadError, build_pretraining_loader
 from ..data.shards import SUMMARY_FILE, list_shards
 from ..processes import check_distributed, use_cpu_processes
 from .checkpoints import (
-    CheckpointError, PreemptionWatcher, TrainingState, checkpoint_dir, load_checkpoint, register_training_states,
-    resolve_resume, save_checkpoint, trim_log,
+    CheckpointError,
+    PreemptionWatcher,
+    TrainingState,
+    checkpoint_dir,
+    list_checkpoints,
+    load_checkpoint,
+    register_training_states,
+    resolve_resume,
+    save_checkpoint,
+    trim_log,
 )
 from .config import PretrainingConfig
 from .figures import save_attention_figure, save_reconstruction_figure
@@ -56,6 +70,11 @@ class InvalidRunError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite; the last good state was saved before raising."""
+
+
+class StopWhileWaiting(BaseException):
+    """A stop signal arrived while the loop was waiting for data. A `BaseException` (as `KeyboardInterrupt`), so
+    that no `except Exception` on the way (e.g. the loader's replacement of unreadable records) swallows it."""
 
 
 @dataclass
@@ -104,19 +123,6 @@ def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
     return model
 
 
-def apply_sync_batch_norm(model: nn.Module, config: PretrainingConfig, accelerator) -> nn.Module:
-    """With `train.sync_batch_norm` and several processes, the projectors' BatchNorm layers compute their batch
-    statistics over the global batch (`torch.nn.SyncBatchNorm`, CUDA only); the state dict keys do not change."""
-    if not config.train.sync_batch_norm or accelerator.num_processes == 1:
-        return model
-    if accelerator.device.type != "cuda":
-        raise InvalidRunError(
-            f"train.sync_batch_norm needs CUDA processes (torch.nn.SyncBatchNorm), found device {accelerator.device}; "
-            "drop --train.sync_batch_norm for CPU runs"
-        )
-    return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-
-
 def configure_deepspeed(plugin, config: PretrainingConfig, num_processes: int) -> None:
     """Fill the DeepSpeed values that Accelerate cannot infer because the loader is not `prepare`d (NOTES):
     train_batch_size = micro batch x accumulation x processes (DeepSpeed checks this rule), and our clipping."""
@@ -152,8 +158,12 @@ class Pretrainer:
         self.accelerator = accelerator or build_accelerator(config)
         self.output_dir = Path(config.train.output_dir)
         self.num_processes = self.accelerator.num_processes
-        if config.optim.max_steps is None and config.data.records_per_epoch is None:
-            config.data.records_per_epoch = records_in_shards(config.data.shards)
+        try:
+            self.shard_index = ShardIndex(config.data.shards)
+        except ShardReadError as error:
+            raise InvalidRunError(f"data.shards={config.data.shards}: {error}") from None
+        if config.data.records_per_epoch is None:
+            config.data.records_per_epoch = records_in_shards(config.data.shards) or self.shard_index.visits_per_epoch
         try:
             self.total_steps, self.warmup_steps = config.schedule_steps(self.num_processes)
         except ValueError as error:
@@ -162,11 +172,12 @@ class Pretrainer:
         self.cells_per_step = config.cells_per_step(self.num_processes)
 
         set_seed(config.train.seed)  # identical initial weights on every process
-        model = apply_sync_batch_norm(build_model(config), config, self.accelerator)
+        model = build_model(config)
         self.model_config = model.config
         self.loss_names = ("loss",) + model.config.objectives
         optimizer = build_optimizer(
-            model, self.peak_learning_rate, config.optim.weight_decay, tuple(config.optim.betas)
+            model, self.peak_learning_rate, config.optim.weight_decay, tuple(config.optim.betas),
+            policy=config.optim.weight_decay_policy,
         )
         self.scheduler = build_lr_scheduler(
             optimizer, self.warmup_steps, self.total_steps, config.optim.min_lr_ratio
@@ -176,28 +187,36 @@ class Pretrainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = TrainingState()
         register_training_states(self.accelerator, self.scheduler, self.state)  # read back without unpickling code
-        self.augmentation = TwoViewAugmentation().to(self.accelerator.device)
+        self.augmentation = TwoViewAugmentation.for_model_type(config.model.model_type).to(self.accelerator.device)
         self._window: list[np.ndarray] = []
         self._window_start = time.perf_counter()
 
     # ---------------------------------------------------------------------------------------------- data
     def _batches(self) -> Iterator[dict]:
-        """This process's stream of micro-batches, positioned at `state.micro_batches`."""
+        """This process's micro-batches of the epoch plan, from micro-batch `state.micro_batches` on (exact resume:
+        the plan is a function of the position, nothing is replayed)."""
         data = self.config.data
-        seed = self.config.train.seed
-        skip = self.state.micro_batches
-        if skip and not data.exact_resume:
-            seed, skip = seed + 1_000_003 * skip, 0  # a fresh, position-dependent stream instead of a replay
-        self.loader = _build_loader(self.config, list(self.model_config.channel_names), seed)
-        batches = iter(self.loader)
-        if skip:
-            replay = tqdm(
-                total=skip, desc="replaying data to the checkpoint", disable=not self.accelerator.is_main_process
-            )
-            for _ in itertools.islice(batches, skip):
-                replay.update()
-            replay.close()
-        yield from batches
+        self.loader = build_pretraining_loader(
+            data.shards,
+            batch_records=data.records_per_batch,
+            cells_per_record=data.cells_per_record,
+            channel_names=list(self.model_config.channel_names),
+            num_workers=data.num_workers,
+            seed=self.config.train.seed,
+            start=self.state.micro_batches,
+            rank=self.accelerator.process_index,
+            world_size=self.num_processes,
+            index=self.shard_index,
+        )
+        return iter(self.loader)
+
+    def _next_batch(self, batches: Iterator[dict]) -> dict:
+        """The next micro-batch; a stop signal while waiting for it raises `StopWhileWaiting` at once."""
+        with _stop_signals_interrupt(self._watcher):
+            try:
+                return next(batches)
+            except ShardReadError as error:
+                raise InvalidRunError(f"data.shards={self.config.data.shards}: {error}") from None
 
     # ---------------------------------------------------------------------------------------------- steps
     def _micro_step(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,8 +254,14 @@ class Pretrainer:
         start_micro_batches = self.state.micro_batches
         reports, grad_norm = [], None
         for index in range(self.config.train.gradient_accumulation_steps):
+            try:
+                batch = self._next_batch(batches)
+            except StopWhileWaiting:
+                self.state.micro_batches = start_micro_batches  # the step is dropped; redone after resume
+                self.optimizer.zero_grad(set_to_none=True)
+                raise
             with accelerator.accumulate(self.model):
-                loss, report = self._micro_step(next(batches))
+                loss, report = self._micro_step(batch)
                 if not torch.isfinite(report[:-1]).all():
                     self.state.micro_batches = start_micro_batches
                     self._fail_non_finite(report, index)
@@ -367,11 +392,16 @@ class Pretrainer:
         )
         metrics: dict[str, float] = {}
         result = TrainingResult(step=self.state.step, output_dir=self.output_dir)
+        stopped_waiting = False
         self.model.train()
         try:
             with PreemptionWatcher() as self._watcher:
                 while self.state.step < end_step:
-                    losses, update, stop = self._optimizer_step(batches)
+                    try:
+                        losses, update, stop = self._optimizer_step(batches)
+                    except StopWhileWaiting:
+                        result.preempted = stopped_waiting = True
+                        break
                     metrics = self._log(losses, update, progress)
                     step = self.state.step
                     if config.eval.every and (step % config.eval.every == 0 or step == self.total_steps):
@@ -388,6 +418,15 @@ class Pretrainer:
 
         result.step = self.state.step
         result.last_metrics = metrics
+        if stopped_waiting and self.num_processes > 1:
+            # the other processes may be inside a collective: saving (a collective too) could hang; the last
+            # periodic checkpoint stands
+            saved = list_checkpoints(self.output_dir)
+            result.checkpoint = saved[-1] if saved else None
+            logger.warning(f"stop signal while waiting for data: stopping without saving at step {result.step}")
+            return result
+        if stopped_waiting:
+            logger.warning(f"stop signal while waiting for data: saving state at step {result.step}")
         result.checkpoint = save_checkpoint(
             accelerator, self.output_dir, self.state.step, config.train.keep_checkpoints
         )
@@ -407,11 +446,14 @@ class Pretrainer:
         accelerator.init_trackers(
             PROJECT_NAME, config={k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flat.items()}
         )
+        index = self.shard_index
+        problems = ""
+        if index.problems:
+            problems = f"; {len(index.problems)} shard(s) unreadable in part: {sorted(index.problems)[:3]}"
         logger.info(
-            f"{self.num_processes} process(es) x {config.data.records_per_batch} records x "
-            f"{config.data.cells_per_record} cells x {config.train.gradient_accumulation_steps} accumulation = "
-            f"global batch of {self.cells_per_step} cells; peak lr {self.peak_learning_rate:.3g}; "
-            f"{self.total_steps} steps ({self.warmup_steps} warmup); objectives {self.loss_names[1:]}; "
+            f"{config.describe_batch(self.num_processes)}\n"
+            f"shards: {len(index)} records, {index.visits_per_epoch} visits per epoch{problems}\n"
+            f"objectives {self.loss_names[1:]}; weight decay policy {config.optim.weight_decay_policy}; "
             f"distributed {accelerator.distributed_type.value}",
             main_process_only=True,
         )
@@ -443,21 +485,6 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _build_loader(config: PretrainingConfig, channel_names: list[str], seed: int):
-    """This process's endless (resampled) stream; it splits by rank itself, so it is not `prepare`d."""
-    data = config.data
-    return build_pretraining_loader(
-        data.shards,
-        batch_records=data.records_per_batch,
-        cells_per_record=data.cells_per_record,
-        channel_names=channel_names,
-        num_workers=data.num_workers,
-        seed=seed,
-        resampled=True,
-        shuffle_buffer=data.shuffle_buffer,
-    )
-
-
 def check_shards(name: str, shards: str) -> None:
     """Fail early, naming the setting, when local shards are missing (remote URLs are left to webdataset)."""
     if not shards:
@@ -472,11 +499,37 @@ def check_shards(name: str, shards: str) -> None:
 
 
 def records_in_shards(shards: str) -> int | None:
-    """The record count in `summary.json` next to a shard folder (what `write_shards` wrote), if there is one."""
+    """Record visits per epoch (parts x mult) in the `summary.json` next to a shard folder, if there is one."""
     summary = Path(shards) / SUMMARY_FILE
     if not summary.is_file():
         return None
-    return int(json.loads(summary.read_text())["num_records"])
+    values = json.loads(summary.read_text())
+    return int(values.get("records_per_epoch") or values["num_records"])
+
+
+@contextmanager
+def _stop_signals_interrupt(watcher: PreemptionWatcher | None):
+    """While inside, SIGTERM / SIGUSR1 are recorded on `watcher` and raise `StopWhileWaiting` at once (main thread
+    only; elsewhere the signals keep their handlers)."""
+    if watcher is None:
+        yield
+        return
+
+    def interrupt(signum, frame):
+        watcher.received = signum
+        raise StopWhileWaiting(signum)
+
+    previous = {}
+    try:
+        for signum in PreemptionWatcher.SIGNALS:
+            previous[signum] = signal.signal(signum, interrupt)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 __all__ = [

@@ -22,10 +22,10 @@ def synthetic_manifest(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def synthetic_shards(synthetic_manifest, tmp_path_factory):
-    """Shards of `synthetic_manifest`: records of at most 16 cells, 4 records per shard."""
+    """Shards of `synthetic_manifest`: 4 parts per antibody (12 records), 4 records per shard."""
     output = tmp_path_factory.mktemp("shards")
     summary = write_shards(
-        synthetic_manifest, output, max_cells_per_record=16, records_per_shard=4, num_workers=0,
+        synthetic_manifest, output, records_per_shard=4, num_workers=0,
         show_progress=False, **CROP,
     )
     return output, summary

@@ -1,4 +1,5 @@
-"""Two-view augmentation: mask/image alignment, cell masking, global min-max, photometric ranges, seeds."""
+"""Two-view augmentation: mask/image alignment, cell masking, global min-max, the release's photometric views
+(which views, which probabilities, no second min-max), seeds."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def blob_masks(n=16, size=32, seed=0):
 
 @pytest.mark.parametrize("affine_probability", [1.0, 0.0], ids=["affine", "perspective"])
 def test_mask_moves_with_the_image(affine_probability):
-    augmentation = TwoViewAugmentation(affine_probability=affine_probability)
+    augmentation = TwoViewAugmentation(affine_probability=affine_probability, perspective_probability=1.0)
     masks = blob_masks()
     images = masks.repeat(1, 3, 1, 1)  # an image equal to its mask
     warped, warped_masks = augmentation.geometric(images, masks, torch.Generator().manual_seed(0))
@@ -42,7 +43,8 @@ def test_flips_alone_are_exact():
 
 def test_half_of_each_record_is_masked_independently_per_view():
     quiet = dict(drop_channel_probability=0.0, protein_rescale_probability=0.0, brightness=0.0, contrast=0.0,
-                 noise_probability=0.0, erase_probability=0.0, blur_sigma=(0.1, 0.1))  # view 2 ~ view 1
+                 noise_probability=0.0, erase_probability=0.0, blur_sigma=(0.1, 0.1),
+                 sharpen_probability=0.0)  # view 2 ~ view 1
     augmentation = TwoViewAugmentation(**IDENTITY, **quiet)
     cells = torch.rand(32, 2, 32, 32) * 1000 + 500  # no dark pixels anywhere: masking is visible
     masks = blob_masks(32)
@@ -81,7 +83,7 @@ def test_masked_cells_are_masked_before_the_min_max():
     assert view1[0, 0, 10, 10].item() == pytest.approx(40 / 110, abs=1e-5)  # not (40 - 10) / (110 - 10)
 
 
-def test_photometric_view_stays_normalised_and_differs():
+def test_photometric_view_stays_in_range_and_differs():
     augmentation = TwoViewAugmentation()
     cells, masks = torch.rand(16, 4, 32, 32) * 4000, blob_masks()
     views = augmentation(cells, masks, generator=torch.Generator().manual_seed(0))
@@ -89,10 +91,65 @@ def test_photometric_view_stays_normalised_and_differs():
         view = views[name]
         assert view.dtype == torch.float32 and view.shape == cells.shape and torch.isfinite(view).all()
         assert view.min() >= 0 and view.max() <= 1
-        flat = view.flatten(1)
-        assert torch.allclose(flat.amin(1), torch.zeros(16)) and (flat.amax(1) > 0.99).all()
     assert views["mask2"].shape == (16, 1, 32, 32)
     assert not torch.allclose(views["view1"], views["view2"])
+
+
+#: Only the protein rescale acts (to 0.2 / max(cell)): what a view's photometric step did is then plain to see.
+PROTEIN_TO_0_2 = dict(
+    IDENTITY, masked_fraction=0.0, drop_channel_probability=0.0, protein_rescale_probability=1.0,
+    protein_rescale=(0.2, 0.2), brightness=0.0, contrast=0.0, blur_probability=0.0, sharpen_probability=0.0,
+    noise_probability=0.0, erase_probability=0.0,
+)
+
+
+def bright_protein_cells(n=8):
+    cells = torch.rand(n, 2, 16, 16) * 50
+    cells[:, 1, 4:12, 4:12] = 1000.0  # the protein holds the cell's maximum
+    return cells
+
+
+def test_no_second_min_max_after_augmentation():
+    """A darkened view stays dark (the release does not rescale the views after augmenting them)."""
+    views = TwoViewAugmentation(**PROTEIN_TO_0_2)(bright_protein_cells(), torch.ones(8, 1, 16, 16),
+                                                  generator=torch.Generator().manual_seed(0))
+    assert views["view2"][:, 1].amax().item() == pytest.approx(0.2, abs=1e-5)
+    assert views["view2"].flatten(1).amax(1).max() < 0.25  # not stretched back to 1
+
+
+@pytest.mark.parametrize(
+    ("model_type", "photometric_views"), [("mae-cells-prots-pool", (2,)), ("vit-prots-pool", (1, 2))]
+)
+def test_photometric_views_per_model_type(model_type, photometric_views):
+    """MAE-CellS-ProtS-Pool changes intensities on view 2 only; ViT-ProtS-Pool on both views."""
+    augmentation = TwoViewAugmentation.for_model_type(model_type, **PROTEIN_TO_0_2)
+    assert augmentation.config.photometric_views == photometric_views
+    views = augmentation(bright_protein_cells(), torch.ones(8, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    for view in (1, 2):
+        peak = views[f"view{view}"][:, 1].amax().item()
+        assert peak == pytest.approx(0.2 if view in photometric_views else 1.0, abs=1e-5), view
+
+
+def test_photometric_probabilities_are_the_releases():
+    """Per channel: blur 0.5 x 0.5 (blur branch), sharpen 0.5 x 0.25, erasing 0.25; perspective applies half the
+    time once chosen; noise sigma drawn per channel."""
+    config = TwoViewAugmentation().config
+    assert (config.blur_branch_probability, config.blur_probability, config.sharpen_probability) == (0.5, 0.5, 0.25)
+    assert (config.erase_probability, config.perspective_probability, config.noise_probability) == (0.25, 0.5, 0.5)
+    only_erasing = dict(
+        PROTEIN_TO_0_2, protein_rescale_probability=0.0, erase_scale=(0.1, 0.1),
+        erase_probability=config.erase_probability,
+    )
+    images = torch.rand(2000, 2, 16, 16) * 0.5 + 0.25
+    erased = (TwoViewAugmentation(**only_erasing).photometric(images, torch.Generator().manual_seed(0)) == 0)
+    assert erased.flatten(2).any(2).float().mean().item() == pytest.approx(0.25, abs=0.03)
+    only_blur = dict(only_erasing, erase_probability=0.0, blur_probability=config.blur_probability)
+    changed = TwoViewAugmentation(**only_blur).photometric(images, torch.Generator().manual_seed(0)) != images
+    assert changed.flatten(2).any(2).float().mean().item() == pytest.approx(0.25, abs=0.03)
+    geometric = TwoViewAugmentation(affine_probability=0.0, flip_probability=0.0)
+    matrices = geometric.sampling_matrices(4000, torch.Generator().manual_seed(0))
+    untouched = torch.isclose(matrices, torch.eye(3, dtype=torch.float64)).flatten(1).all(1)
+    assert untouched.double().mean().item() == pytest.approx(0.5, abs=0.03)
 
 
 def test_dropped_channel_is_never_the_protein():

@@ -122,3 +122,41 @@ def test_read_field_names_the_file_and_the_mismatch(tmp_path):
     row = write_row(tmp_path) | {"protein": str(tmp_path / "gone.png")}
     with pytest.raises(FieldError, match="protein: .*gone.png: file not found"):
         read_field(row, ["dna", "protein"])
+
+
+def test_mask_is_dilated_at_native_resolution_before_downsampling():
+    """The release's writer dilated each stored cell mask by 7 native pixels (a disk), then downsampled."""
+    from subcell_hf.data.crops import crop_cell, dilate
+
+    mask = np.zeros((100, 100), dtype=np.uint16)
+    mask[50, 50] = 1  # a one-pixel cell: its dilated mask is the disk of radius 7
+    mask[50, 60] = 2  # a neighbour stays outside cell 1's own mask unless within 7 px
+    channels = coordinate_field()
+    cell = find_cells(mask, min_area=1).cells[0]
+    exact = crop_cell(channels, mask, cell, crop_size=40, output_size=40)
+    dilated = crop_cell(channels, mask, cell, crop_size=40, output_size=40, mask_dilation=7)
+    assert exact.mask.sum() == 1
+    rows, columns = np.indices((40, 40))
+    centre = tuple(int(v[0]) for v in np.nonzero(exact.mask))
+    disk = (rows - centre[0]) ** 2 + (columns - centre[1]) ** 2 <= 49
+    np.testing.assert_array_equal(dilated.mask, disk)
+    assert dilated.mask.sum() == 149  # lattice points within radius 7
+    half = crop_cell(channels, mask, cell, crop_size=40, output_size=20, mask_dilation=7)
+    np.testing.assert_array_equal(half.mask, dilated.mask.reshape(20, 2, 20, 2).mean(axis=(1, 3)) >= 0.5)
+    np.testing.assert_array_equal(dilate(np.zeros((5, 5), bool), 3), np.zeros((5, 5), bool))
+
+
+def test_shards_store_dilated_masks(synthetic_manifest, tmp_path):
+    from subcell_hf.data.shards import iter_records, write_shards
+
+    from .conftest import CROP
+
+    import pandas as pd
+
+    table = pd.read_csv(synthetic_manifest).iloc[:1]
+    options = dict(num_workers=0, show_progress=False, **{**CROP, "output_size": 64})
+    exact = write_shards(table, tmp_path / "exact", mask_dilation=0, **options)
+    dilated = write_shards(table, tmp_path / "dilated", **options)  # the default: 7 px
+    assert dilated.options["mask_dilation"] == 7 and exact.num_cells == dilated.num_cells
+    area = {d: sum(int(r["masks"].sum()) for r in iter_records(tmp_path / d)) for d in ("exact", "dilated")}
+    assert area["dilated"] > 1.3 * area["exact"]

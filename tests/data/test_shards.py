@@ -33,7 +33,7 @@ def test_records_hold_every_kept_cell_with_metadata(synthetic_manifest, syntheti
     assert len(summary.shards) == -(-summary.num_records // 4)
     for record in records:
         cells, masks, metadata = record["cells"], record["masks"], record["metadata"]
-        assert cells.dtype == np.uint16 and cells.shape[1:] == (4, 32, 32) and 1 <= len(cells) <= 16
+        assert cells.dtype == np.uint16 and cells.shape[1:] == (4, 32, 32) and len(cells) >= 1
         assert masks.dtype == bool and masks.shape == (len(cells), 32, 32) and masks.any(axis=(1, 2)).all()
         assert record["channels"] == ["microtubules", "er", "dna", "protein"]
         assert record["antibody_id"] == antibody_id(record["antibody"])
@@ -49,21 +49,34 @@ def test_records_hold_every_kept_cell_with_metadata(synthetic_manifest, syntheti
             assert 0 < top < bottom <= 255 and 0 < left < right <= 255  # half-open; border cells were skipped
 
 
-def test_large_antibodies_are_split_into_parts_spanning_their_groups(synthetic_shards):
-    folder, _ = synthetic_shards
+def test_each_antibody_is_four_parts_spanning_its_fields_of_view(synthetic_shards):
+    """The release's sampling unit: 4 near-equal parts per antibody, dealt over its fields of view."""
+    folder, summary = synthetic_shards
     by_antibody = {}
     for record in iter_records(folder):
         by_antibody.setdefault(record["antibody"], []).append(record)
+    assert len(by_antibody) == 3 and summary.num_records == 12 == summary.records_per_epoch
     for antibody, parts in by_antibody.items():
         sizes = [len(p["cells"]) for p in parts]
-        assert len(parts) == parts[0]["num_parts"] == -(-sum(sizes) // 16)
+        assert len(parts) == parts[0]["num_parts"] == 4 and parts[0]["mult"] == 1
         assert max(sizes) - min(sizes) <= 1
         assert [p["key"] for p in parts] == [record_key(antibody, i) for i in range(len(parts))]
-        sizes_by_group = Counter((c["cell_line"], c["plate_position"]) for p in parts for c in p["metadata"])
-        big_groups = {group for group, size in sizes_by_group.items() if size >= len(parts)}
-        assert big_groups
-        for part in parts:  # every part holds a cell of each group that has enough cells to go round
-            assert big_groups <= {(c["cell_line"], c["plate_position"]) for c in part["metadata"]}
+        fields = {c["image_id"] for p in parts for c in p["metadata"]}
+        assert len(fields) == 2
+        for part in parts:  # every part holds cells of each field of view (each has >= 4 cells)
+            assert {c["image_id"] for c in part["metadata"]} == fields
+
+
+def test_mult_column_repeats_an_antibody_per_epoch(synthetic_manifest, tmp_path):
+    table = pd.read_csv(synthetic_manifest)
+    first = table["antibody"].iloc[0]
+    table["mult"] = np.where(table["antibody"] == first, 3, 1)
+    summary = write_shards(table, tmp_path / "out", num_workers=0, show_progress=False, **CROP)
+    assert summary.num_records == 12 and summary.records_per_epoch == 4 * 3 + 8
+    assert {r["antibody"]: r["mult"] for r in iter_records(tmp_path / "out")}[first] == 3
+    table.loc[table.index[table["antibody"] == first][0], "mult"] = 2
+    with pytest.raises(ValueError, match=rf"antibody '{first}' has mult 3, an earlier row has 2; mult is per antibody"):
+        write_shards(table, tmp_path / "bad", num_workers=0, show_progress=False, **CROP)
 
 
 def test_deal_into_parts_spreads_every_big_group_over_all_parts():
@@ -105,7 +118,7 @@ def test_broken_rows_are_reported_and_the_rest_is_written(synthetic_manifest, tm
 def test_parallel_workers_write_the_same_records(synthetic_manifest, synthetic_shards, tmp_path):
     folder, _ = synthetic_shards
     write_shards(
-        synthetic_manifest, tmp_path, max_cells_per_record=16, records_per_shard=4, num_workers=2,
+        synthetic_manifest, tmp_path, records_per_shard=4, num_workers=2,
         show_progress=False, **CROP,
     )
     serial, parallel = records_by_key(folder), records_by_key(tmp_path)
@@ -117,7 +130,7 @@ def test_parallel_workers_write_the_same_records(synthetic_manifest, synthetic_s
 
 def test_rerun_resumes_without_rewriting_finished_shards(synthetic_manifest, synthetic_shards, tmp_path, monkeypatch):
     reference = records_by_key(synthetic_shards[0])
-    options = dict(max_cells_per_record=16, records_per_shard=4, num_workers=0, show_progress=False, **CROP)
+    options = dict(records_per_shard=4, num_workers=0, show_progress=False, **CROP)
     real_build_records = shards_module.build_records
 
     def crash_on_last_antibody(antibody, *args, **kwargs):
@@ -146,12 +159,12 @@ def test_rerun_resumes_without_rewriting_finished_shards(synthetic_manifest, syn
 def test_other_inputs_refuse_to_mix_unless_overwrite(synthetic_manifest, synthetic_shards, tmp_path):
     shutil.copytree(synthetic_shards[0], tmp_path / "copy")
     with pytest.raises(FileExistsError, match="another manifest or with other options"):
-        write_shards(synthetic_manifest, tmp_path / "copy", max_cells_per_record=8, show_progress=False, **CROP)
+        write_shards(synthetic_manifest, tmp_path / "copy", parts_per_antibody=2, show_progress=False, **CROP)
     summary = write_shards(
-        synthetic_manifest, tmp_path / "copy", max_cells_per_record=8, num_workers=0, overwrite=True,
+        synthetic_manifest, tmp_path / "copy", parts_per_antibody=2, num_workers=0, overwrite=True,
         show_progress=False, **CROP,
     )
-    assert max(len(r["cells"]) for r in iter_records(tmp_path / "copy")) == 8 and summary.resumed_shards == 0
+    assert {r["num_parts"] for r in iter_records(tmp_path / "copy")} == {2} and summary.resumed_shards == 0
 
 
 def test_channels_must_follow_the_hpa_order(synthetic_manifest, tmp_path):
@@ -201,4 +214,4 @@ def test_cli_synth_then_shards(tmp_path, capsys):
                  "--output-size", "16", "--min-area", "50", "--num-workers", "0"])
     captured = capsys.readouterr()
     assert code == 1 and "row 1 (field00001) skipped: " in captured.err and "nowhere.png" in captured.err
-    assert json.loads(captured.out)["num_records"] == 1
+    assert json.loads(captured.out)["num_records"] == 4  # one antibody left: its 4 parts

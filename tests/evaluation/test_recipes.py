@@ -68,6 +68,7 @@ def shards(tmp_path_factory):
         crop_size=96,
         output_size=64,
         min_area=50,
+        parts_per_antibody=1,  # one record per antibody: 2 shards of 3
         records_per_shard=3,
         num_workers=0,
         show_progress=False,

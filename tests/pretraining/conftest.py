@@ -40,7 +40,7 @@ def synthetic_shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     train, validation = prepare_synthetic_shards(
         # 12 antibodies for 10 patterns: in validation, two patterns have two antibodies each (for kNN and the probe)
-        root, num_fields=8, num_validation_fields=12, num_antibodies=12, max_cells_per_record=16, show_progress=False
+        root, num_fields=8, num_validation_fields=12, num_antibodies=12, show_progress=False
     )
     mixed = root / "train_with_broken_shards"
     mixed.mkdir()

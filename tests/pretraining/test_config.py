@@ -19,9 +19,11 @@ def test_presets_load_and_build_their_model_config(preset):
         ("protein_contrastive",) if preset == "vit-prots-pool" else
         ("reconstruction", "cell_contrastive", "protein_contrastive")
     )
-    if preset != "tiny":  # the paper's settings: 896 cells on 8 processes, lr 3.5e-4, ViT-B/16 at 448 px
-        assert config.cells_per_step(8) == 896
-        assert config.peak_learning_rate(8) == pytest.approx(3.5e-4)
+    if preset != "tiny":  # the release: ViT-B/16 at 448 px; 128 records (ViT-ProtS-Pool) or 112 on 8 processes
+        cells, rate = (1024, 4e-4) if preset == "vit-prots-pool" else (896, 3.5e-4)
+        assert config.cells_per_step(8) == cells and config.records_per_step(8) == cells // 8
+        assert config.peak_learning_rate(8) == pytest.approx(rate)
+        assert config.optim.weight_decay_policy == "release" and config.optim.min_lr_ratio == 1e-3
         assert model_config.hidden_size == 768 and model_config.image_size == 448
         assert model_config.projector_hidden_sizes == [8192, 8192] and model_config.projector_output_size == 512
 
@@ -69,6 +71,22 @@ def test_schedule_from_epochs_and_from_steps():
     assert config.schedule_steps(8) == (100, 10)
     with pytest.raises(ValueError, match="records_per_epoch"):
         PretrainingConfig().schedule_steps(8)
+
+
+def test_presets_print_their_batch_arithmetic_from_the_shard_summary(tmp_path):
+    """Steps per epoch = record visits (4 parts x mult per antibody, from summary.json) / records per step."""
+    import json
+
+    from subcell_hf.pretraining.trainer import records_in_shards
+
+    (tmp_path / "summary.json").write_text(json.dumps({"num_records": 5000, "records_per_epoch": 51200}))
+    config = load_config(PRESETS / "vit-prots-pool.yaml", {"data.shards": str(tmp_path)})
+    config.data.records_per_epoch = records_in_shards(config.data.shards)
+    text = config.describe_batch(num_processes=8)
+    assert "8 process(es) x 16 records x 1 accumulation = 128 records x 8 cells = 1024 cells" in text
+    assert "peak learning rate: 0.0001 x 1024 / 256 = 0.0004" in text
+    assert "epoch: 51200 record visits (parts x mult) / 128 = 400.0 steps" in text
+    assert "schedule: 120000 steps (2000 warmup, then linear decay to 0.001)" in text
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):

@@ -42,7 +42,7 @@ def test_all_losses_and_their_weighted_sum(tiny_mae_config):
     expected = terms["reconstruction"] + terms["cell_contrastive"] + 0.1 * terms["protein_contrastive"]
     torch.testing.assert_close(output.loss, expected)
     assert output.embeddings.shape == (16, 128)
-    assert output.reconstruction.shape == (16, 16, 16 * 16 * 4) and output.patch_mask.sum().item() == 16 * 4
+    assert output.reconstruction.shape == (8, 16, 16 * 16 * 4) and output.patch_mask.sum().item() == 8 * 4
     output.loss.backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing  # every parameter takes part (DDP needs no find_unused_parameters)
@@ -72,6 +72,46 @@ def test_reconstruction_encodes_only_the_visible_patches(tiny_mae_config, monkey
     assert kept.shape == (8, 16 - round(16 * tiny_mae_config.mask_ratio))  # 16 patches of 16 px in a 64-px crop
     for row, hidden in zip(kept, mask):  # the kept patches are exactly the ones the loss does not score
         assert set(row.tolist()) == set(torch.nonzero(hidden == 0).flatten().tolist())
+
+
+def test_view_one_is_masked_and_reconstructed_view_two_is_whole(tiny_mae_config, monkeypatch):
+    """The release's view roles: only view 1 is MAE-masked and reconstructed; view 2 is encoded whole."""
+    model = SubCellForPreTraining(tiny_mae_config).eval()
+    seen = []
+    forward = model.subcell.forward
+
+    def recording(pixel_values, *args, **kwargs):
+        seen.append((pixel_values, kwargs.get("kept_patch_indices")))
+        return forward(pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(model.subcell, "forward", recording)
+    batch = _batch()
+    torch.manual_seed(0)
+    output = model(**batch)
+    (first, kept), (second, second_kept) = seen
+    assert torch.equal(first, batch["pixel_values"]) and kept.shape == (8, 12)  # 25 % of 16 patches hidden
+    assert torch.equal(second, batch["second_view_pixel_values"]) and second_kept is None  # no hidden patch
+    other = {**batch, "second_view_pixel_values": torch.rand(8, 4, 64, 64)}
+    torch.manual_seed(0)
+    changed = model(**other)  # a different view 2 leaves the reconstruction untouched: it reads view 1 only
+    torch.testing.assert_close(changed.reconstruction_loss, output.reconstruction_loss)
+    torch.testing.assert_close(changed.embeddings[:8], output.embeddings[:8])
+    assert not torch.allclose(changed.embeddings[8:], output.embeddings[8:])
+
+
+def test_projectors_see_each_view_separately():
+    """Each projector runs on each view's batch on its own: BatchNorm statistics per view, not of both views."""
+    model = SubCellForPreTraining(tiny_pretraining_config())
+    batch = _batch()
+    projector = model.pretraining_heads.protein_projector
+    inputs = []
+    projector.layers[1].register_forward_hook(lambda module, args, out: inputs.append(args[0].detach()))
+    model(**batch)
+    assert [len(x) for x in inputs] == [8, 8]  # two calls of 8 cells, not one of 16
+    expected = torch.nn.BatchNorm1d(64)
+    for x in inputs:
+        expected(x)
+    torch.testing.assert_close(projector.layers[1].running_mean, expected.running_mean)
 
 
 def test_object_aware_masking_uses_the_cell_masks():

@@ -97,7 +97,7 @@ def test_single_process_run_logs_checkpoints_validates_and_exports(reference_run
     for term in ("reconstruction", "cell_contrastive", "protein_contrastive"):
         assert torch.isfinite(torch.tensor(last[f"train/{term}"]))
     assert last["train/global_batch_cells"] == 2 * 8
-    assert last["train/skipped_samples"] > 0  # the broken shards were read and skipped
+    assert last["train/skipped_samples"] == 0  # the broken shards were left out when indexed (complete records kept)
     assert rows[1]["train/learning_rate"] == pytest.approx(1e-3 / 2)  # warmup step 1 of 2
     assert rows[TOTAL_STEPS]["train/learning_rate"] == pytest.approx(1e-6)  # 0.1 % of the peak at the last update
     validation = [row for row in metrics(output_dir) if "eval/knn_accuracy" in row]
@@ -239,23 +239,64 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     assert AutoModel.from_pretrained(tmp_path / "encoder").config.hidden_size == 64
 
 
-def test_sync_batch_norm_converts_the_projectors_on_gpu_processes_only():
-    from types import SimpleNamespace
+def test_only_broken_shards_end_the_run_at_once_naming_them(tmp_path, capsys):
+    """Issue: `recipes/pretrain.py --data.shards <only broken shards>` spun at 100 % CPU forever, deaf to SIGTERM.
+    Run in-process (a subprocess costs ~10-30 s here) with an alarm so that a hang fails instead of blocking."""
+    import importlib.util
 
-    from subcell_hf.pretraining.trainer import InvalidRunError, apply_sync_batch_norm, build_model
+    spec = importlib.util.spec_from_file_location("pretrain_recipe", ROOT / "recipes" / "pretrain.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "shard-000000.tar").write_bytes(b"not a tar file" * 100)
+    (broken / "shard-000001.tar").write_bytes(b"\0" * 5000)
+    overrides = run_overrides(tmp_path / "run", {"train": broken, "validation": broken})
 
-    config = load_config(TINY_PRESET, {"train.sync_batch_norm": True})
-    model = build_model(config)
-    keys = set(model.state_dict())
-    alone = SimpleNamespace(num_processes=1, device=torch.device("cpu"))
-    assert apply_sync_batch_norm(model, config, alone) is model
-    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
-    with pytest.raises(InvalidRunError, match=r"sync_batch_norm needs CUDA processes.*found device cpu"):
-        apply_sync_batch_norm(model, config, SimpleNamespace(num_processes=2, device=torch.device("cpu")))
-    converted = apply_sync_batch_norm(model, config, SimpleNamespace(num_processes=2, device=torch.device("cuda", 0)))
-    synced = [m for m in converted.modules() if isinstance(m, torch.nn.SyncBatchNorm)]
-    assert len(synced) == 2 * len(config.model.build_config().projector_hidden_sizes)  # both projectors
-    assert set(converted.state_dict()) == keys  # checkpoints and exports are unchanged
+    def hung(signum, frame):
+        raise AssertionError("the run with only broken shards did not stop within 60 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        code = recipe.main(["--config", "tiny", *as_cli(overrides)])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        reset_accelerate_state()
+    error = capsys.readouterr().err
+    assert code == 2, error
+    assert "no readable record in 2 shard file(s)" in error
+    assert "shard-000000.tar" in error and "shard-000001.tar: holds no complete record" in error
+
+
+def test_sigterm_while_waiting_for_data_ends_the_run_within_seconds(synthetic_shards, tmp_path, monkeypatch):
+    """A stalled input pipeline must not keep SIGTERM from ending the run: the state is saved and it stops."""
+    import threading
+
+    from subcell_hf.pretraining.trainer import Pretrainer
+
+    config = load_config(TINY_PRESET, run_overrides(tmp_path, synthetic_shards))
+    trainer = Pretrainer(config)
+    real_batches = trainer._batches
+
+    def stalls_after_two_batches():
+        batches = real_batches()
+        yield next(batches)
+        yield next(batches)
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()  # once the wait has begun
+        deadline = time.monotonic() + 60  # today's loop would wait forever: give up so that the test fails
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise AssertionError("the stop signal did not interrupt the wait for data")
+
+    monkeypatch.setattr(trainer, "_batches", stalls_after_two_batches)
+    try:
+        result = trainer.run()
+    finally:
+        reset_accelerate_state()
+    assert result.preempted and result.step == 2
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002"]
 
 
 def test_validation_figures_use_the_cell_masks_for_object_aware_masking(synthetic_shards, tmp_path):
@@ -268,3 +309,25 @@ def test_validation_figures_use_the_cell_masks_for_object_aware_masking(syntheti
     result = train(config)
     assert result.step == 2 and "eval/knn_accuracy" in result.last_metrics
     assert (tmp_path / "figures" / "reconstruction_step00000002.png").is_file()
+
+
+def test_a_stop_signal_is_never_taken_for_an_unreadable_record(monkeypatch):
+    """The loader replaces records whose reading raises `Exception`; the stop raised by a signal while waiting
+    must pass through it (caught, it would silently swap the record and change the data)."""
+    from subcell_hf.data.loader import PartDraws
+    from subcell_hf.pretraining.trainer import StopWhileWaiting
+
+    class Index:
+        records = [None, None]
+
+        def __len__(self):
+            return 2
+
+    draws = PartDraws(Index())
+
+    def interrupted(record_index, seed):
+        raise StopWhileWaiting(signal.SIGTERM)
+
+    monkeypatch.setattr(draws, "read_draw", interrupted)
+    with pytest.raises(StopWhileWaiting):
+        draws[(0, 0)]

@@ -11,6 +11,6 @@ def pretraining_shards(tmp_path_factory) -> dict:
 
     train, validation = prepare_synthetic_shards(
         tmp_path_factory.mktemp("synthetic"), num_fields=2, num_validation_fields=2, num_antibodies=2, image_size=128,
-        max_cells_per_record=8, show_progress=False,
+        show_progress=False,
     )
     return {"train": train, "validation": validation}
