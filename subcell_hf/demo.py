@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     started = time.perf_counter()
 
+    from subcell_hf.processes import quiet_deepspeed_probe
+
+    quiet_deepspeed_probe()  # before accelerate meets deepspeed: no accelerator banner on stdout
+
     from subcell_hf.data.synth import generate_dataset
     from subcell_hf.inference import embed
     from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map
