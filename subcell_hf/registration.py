@@ -89,6 +89,24 @@ def _run(module_name: str, strict: bool = True) -> None:
                 raise
 
 
+#: SubCell's own modules: when one finishes loading, registrations that could not run yet (their transformers
+#: module loaded while this module was half-initialised, e.g. modeling_subcell -> transformers.modeling_layers ->
+#: transformers' modeling_auto) run then.
+RETRY_AFTER = (
+    "subcell_hf.models.configuration_subcell",
+    "subcell_hf.models.modeling_subcell",
+    "subcell_hf.models.image_processing_subcell",
+)
+
+
+def _run_loaded() -> None:
+    """Run every registration whose transformers module has fully loaded."""
+    for module_name in TRIGGERS:
+        module = sys.modules.get(module_name)
+        if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
+            _run(module_name, strict=False)
+
+
 def register_all() -> None:
     """Register everything now (imports torch and transformers). Idempotent."""
     for module_name in TRIGGERS:
@@ -107,7 +125,10 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         self._loader.exec_module(module)
-        _run(self._module_name, strict=False)
+        if self._module_name in TRIGGERS:
+            _run(self._module_name, strict=False)
+        else:
+            _run_loaded()
 
     def __getattr__(self, name):  # resource readers, get_source, ... of the real loader
         return getattr(self._loader, name)
@@ -115,7 +136,7 @@ class _RegisteringLoader(importlib.abc.Loader):
 
 class _RegisterOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname not in TRIGGERS or fullname in _DONE:
+        if fullname in _DONE or (fullname not in TRIGGERS and fullname not in RETRY_AFTER):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -133,10 +154,7 @@ def install() -> None:
     with _LOCK:
         if not any(isinstance(finder, _RegisterOnImport) for finder in sys.meta_path):
             sys.meta_path.insert(0, _RegisterOnImport())
-        for module_name in TRIGGERS:
-            module = sys.modules.get(module_name)
-            if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False):
-                _run(module_name, strict=False)
+        _run_loaded()
 
 
 __all__ = ["TRIGGERS", "install", "register_all"]

@@ -87,11 +87,13 @@ def test_explicit_channel_map_and_clear_errors(tiny_converted, cell_files, tmp_p
 
 
 def test_no_prompt_in_a_fresh_process(tiny_converted):
-    """What a user types, in a process that imported nothing else: stdin closed, so any prompt would fail."""
+    """What a user types, in a process that imported nothing else: stdin closed, so any prompt would fail. The
+    modeling module first: transformers' Auto modules then load while it is half-initialised (the registration
+    must still happen)."""
     script = textwrap.dedent(
         f"""
         import numpy as np
-        import subcell_hf
+        import subcell_hf.models.modeling_subcell
         from transformers import pipeline
         print(pipeline("image-classification", model={str(tiny_converted)!r}, top_k=1)(np.ones((4, 32, 32)))[0]["label"])
         """
