@@ -14,8 +14,8 @@ their shards (`shards/`), and the converted model as `./converted`.
   `<!-- not-run: reason -->`; such blocks are counted and listed, never silently dropped.
 
 Files listed in `PENDING` were written before this test existed and are not yet checked block by block: they are
-expected to fail (xfail, not strict) until their blocks run or carry a not-run mark; remove a file from the list
-once it passes.
+skipped, or with `SUBCELL_DOCS_ALL=1` run and expected to fail (xfail, not strict), until their blocks run or carry
+a not-run mark; remove a file from the list once it passes.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ DOC_FILES = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "hub_cards").glob("*.md")], key=lambda p: str(p)
 )
 PENDING = {"README.md", "docs/data.md", "docs/evaluation.md", "docs/hub.md", "docs/pretraining.md"}
+RUN_PENDING = os.environ.get("SUBCELL_DOCS_ALL") == "1"
+
+
+def _selected(path: Path) -> bool:
+    return RUN_PENDING or str(path.relative_to(ROOT)) not in PENDING
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>.+?)\s*-->\s*$")
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 
@@ -162,6 +167,7 @@ def python_report(doc_workspace, tmp_path_factory):
     jobs = {
         _relative(path): [b for b in extract_blocks(path) if b["lang"] == "python" and not b["not_run"]]
         for path in DOC_FILES
+        if _selected(path)
     }
     (scratch / "jobs.json").write_text(json.dumps(jobs))
     (scratch / "runner.py").write_text(RUNNER)
@@ -173,14 +179,14 @@ def python_report(doc_workspace, tmp_path_factory):
 
 
 def _params():
-    return [
-        pytest.param(
-            path,
-            id=_relative(path),
-            marks=[pytest.mark.xfail(reason="blocks not yet checked", strict=False)] if _relative(path) in PENDING else [],
-        )
-        for path in DOC_FILES
-    ]
+    def marks(path):
+        if _relative(path) not in PENDING:
+            return []
+        if RUN_PENDING:
+            return [pytest.mark.xfail(reason="blocks not yet checked", strict=False)]
+        return [pytest.mark.skip(reason="pending: blocks not yet checked (run with SUBCELL_DOCS_ALL=1)")]
+
+    return [pytest.param(path, id=_relative(path), marks=marks(path)) for path in DOC_FILES]
 
 
 @pytest.mark.parametrize("path", _params())

@@ -121,3 +121,14 @@ def _json_blocks(text: str) -> list[str]:
                 blocks.append("\n".join(current))
                 current = []
     return blocks
+
+
+def test_embed_exit_status_2_when_every_input_fails_for_one_reason(tiny_converted, tmp_path, capsys):
+    rows = ["r_image,y_image,b_image,g_image,output_prefix"]
+    rows += [f"m{i}.png,y{i}.png,b{i}.png,g{i}.png,cell{i}" for i in range(3)]
+    (tmp_path / "missing.csv").write_text("\n".join(rows) + "\n")
+    code = main(["embed", "--model", str(tiny_converted), str(tmp_path / "missing.csv"), "--output",
+                 str(tmp_path / "out"), "--num-workers", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nothing embedded: all 3 inputs failed for the same reason: file not found" in err
