@@ -130,10 +130,11 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
         rows.append(",".join(names) + f",cell{index}")
     (workdir / "path_list.csv").write_text("\n".join(rows) + "\n")
     env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env["NUMBA_CACHE_DIR"] = str(root / "numba")  # umap-learn's compiled functions are compiled once, not per block
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
-    command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results"
-    made = subprocess.run([*command.split(), "--format", "h5ad", "parquet", "--save-attention"], cwd=workdir,
+    command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"
+    made = subprocess.run([*command.split(), "--format", "h5ad", "parquet"], cwd=workdir,
                           env=env, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
     return workdir, env
