@@ -10,21 +10,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The install runs only when the venv is new or the package metadata changed (the stamp file records the last
+# install; the package itself is installed editable, so code changes need no reinstall).
 # torch is pinned and installed first: an unpinned torch pulls several GB of CUDA wheels on CPU machines.
-install: $(BIN)/python
+STAMP := $(VENV)/.subcell_hf-installed
+
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
 
-test: install
+install: $(STAMP)
+
+test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/python -m subcell_hf.demo --output demo_outputs
 
-cards: install
+cards: $(STAMP)
 	$(BIN)/python -m subcell_hf.hub.cards --output hub_cards
 
-bench: install
+bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/data.py
 	$(BIN)/python benchmarks/embed.py

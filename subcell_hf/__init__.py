@@ -1,55 +1,67 @@
 """subcell_hf: the SubCell fluorescence-microscopy foundation models in the Hugging Face ecosystem.
 
-Importing the package registers SubCell with the transformers Auto classes, so that
-``AutoModel.from_pretrained("subcell/all_channels-vit-prots-pool")`` works without ``trust_remote_code``.
+Importing the package registers SubCell with the transformers Auto classes and pipelines, so that
+``AutoModel.from_pretrained("subcell/all_channels-vit-prots-pool")`` and ``pipeline("image-classification",
+model=...)`` work without ``trust_remote_code``. The import itself is light: the names below load on first use,
+and the registrations run as soon as transformers loads its Auto classes (see `subcell_hf.registration`).
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
+from __future__ import annotations
 
-from .models import (
-    HPA_CHANNELS,
-    LOCALIZATION_CLASSES,
-    PRETRAINING_CLASSES,
-    SubCellConfig,
-    SubCellForProteinLocalization,
-    SubCellImageProcessor,
-    SubCellLocalizationOutput,
-    SubCellModel,
-    SubCellModelOutput,
-    SubCellPreTrainedModel,
-    min_max_normalize,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from . import registration
 
 __version__ = "0.1.0"
 
+#: public name -> module that defines it (imported on first access)
+_LAZY_NAMES = {
+    "HPA_CHANNELS": "subcell_hf.models.configuration_subcell",
+    "LOCALIZATION_CLASSES": "subcell_hf.models.configuration_subcell",
+    "PRETRAINING_CLASSES": "subcell_hf.models.configuration_subcell",
+    "SubCellConfig": "subcell_hf.models.configuration_subcell",
+    "SubCellImageProcessor": "subcell_hf.models.image_processing_subcell",
+    "min_max_normalize": "subcell_hf.models.image_processing_subcell",
+    "SubCellForProteinLocalization": "subcell_hf.models.modeling_subcell",
+    "SubCellLocalizationOutput": "subcell_hf.models.modeling_subcell",
+    "SubCellModel": "subcell_hf.models.modeling_subcell",
+    "SubCellModelOutput": "subcell_hf.models.modeling_subcell",
+    "SubCellPreTrainedModel": "subcell_hf.models.modeling_subcell",
+    "LocalizationPredictor": "subcell_hf.predict",
+}
 
-def _register_auto_classes() -> None:
-    AutoConfig.register(SubCellConfig.model_type, SubCellConfig, exist_ok=True)
-    AutoModel.register(SubCellConfig, SubCellModel, exist_ok=True)
-    AutoModelForImageClassification.register(SubCellConfig, SubCellForProteinLocalization, exist_ok=True)
-    AutoImageProcessor.register(SubCellConfig, image_processor_classes={"pil": SubCellImageProcessor}, exist_ok=True)
-    # save_pretrained also writes the code and auto_map, for users who load with trust_remote_code=True.
-    SubCellConfig.register_for_auto_class()
-    SubCellModel.register_for_auto_class("AutoModel")
-    SubCellForProteinLocalization.register_for_auto_class("AutoModelForImageClassification")
-    SubCellImageProcessor.register_for_auto_class("AutoImageProcessor")
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import (
+        HPA_CHANNELS,
+        LOCALIZATION_CLASSES,
+        PRETRAINING_CLASSES,
+        SubCellConfig,
+        SubCellForProteinLocalization,
+        SubCellImageProcessor,
+        SubCellLocalizationOutput,
+        SubCellModel,
+        SubCellModelOutput,
+        SubCellPreTrainedModel,
+        min_max_normalize,
+    )
+    from .predict import LocalizationPredictor
 
 
-_register_auto_classes()
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'subcell_hf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    registration.register_all()  # whoever holds a SubCell class can hand it to the Auto classes
+    globals()[name] = value
+    return value
 
-from .predict import LocalizationPredictor  # noqa: E402  (needs the registrations above)
 
-__all__ = [
-    "HPA_CHANNELS",
-    "LOCALIZATION_CLASSES",
-    "PRETRAINING_CLASSES",
-    "LocalizationPredictor",
-    "SubCellConfig",
-    "SubCellForProteinLocalization",
-    "SubCellImageProcessor",
-    "SubCellLocalizationOutput",
-    "SubCellModel",
-    "SubCellModelOutput",
-    "SubCellPreTrainedModel",
-    "min_max_normalize",
-]
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
+
+
+registration.install()
+
+__all__ = sorted(_LAZY_NAMES)

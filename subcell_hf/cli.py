@@ -1,5 +1,6 @@
 """`subcell-hf <command>`: a thin front to the Python API. Each command lives in `subcell_hf/commands/<name>.py`
-with `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+with `add_arguments(parser)` and `run(args) -> int`; a command's module (and what it imports: torch,
+transformers) is imported only when that command is named, so `subcell-hf --help` starts in a fraction of a second."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; the arguments of `commands` (default: all) are filled in, the others only listed."""
     parser = argparse.ArgumentParser(prog="subcell-hf", description="SubCell models in the Hugging Face ecosystem.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
+        if commands is not None and name not in commands:
+            subparsers.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(f"subcell_hf.commands.{module_name}")
         sub = subparsers.add_parser(
             name, help=help_text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -31,10 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = [arg for arg in argv if arg in COMMANDS][:1]  # the first command word; none for `subcell-hf --help`
+    args = build_parser(named).parse_args(argv)
     from .processes import quiet_deepspeed_probe
 
     quiet_deepspeed_probe()
-    args = build_parser().parse_args(argv)
     return int(args._run(args) or 0)
 
 

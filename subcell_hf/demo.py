@@ -35,9 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     started = time.perf_counter()
 
+    from subcell_hf.processes import quiet_deepspeed_probe
+
+    quiet_deepspeed_probe()  # before accelerate meets deepspeed: no accelerator banner on stdout
+
     from subcell_hf.data.synth import generate_dataset
     from subcell_hf.inference import embed
-    from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map
+    from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, resolve_map_method
 
     release = RELEASES[DEMO_RELEASE]
     write_release_files(output / "original_release", [release], arch=TINY_ARCHITECTURE)
@@ -69,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     ))
 
     h5ad = result.outputs["h5ad"]
+    method = resolve_map_method()  # UMAP with umap-learn installed, PCA otherwise: the file names say which
     pictures = [
-        plot_embedding_map(h5ad, output / "embeddings" / "umap_pattern.png", color="pattern"),
-        plot_embedding_map(h5ad, output / "embeddings" / "umap_top_1.png", color="top_1"),
+        plot_embedding_map(h5ad, output / "embeddings" / f"{method}_pattern.png", color="pattern", method=method),
+        plot_embedding_map(h5ad, output / "embeddings" / f"{method}_top_1.png", color="top_1", method=method),
         plot_attention_grid(h5ad, output / "embeddings" / "attention_grid.png", num_cells=9),
     ]
     print("[4/4] plots: " + ", ".join(str(p) for p in pictures))

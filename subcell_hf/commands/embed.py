@@ -13,7 +13,8 @@ Writes results/embeddings.h5ad (X = embeddings, obsm["probabilities"], obs = ids
 uns = model, revision and preprocessing), optional embeddings.parquet and per-cell <id>_embedding.npy /
 <id>_probabilities.npy / <id>_attention_map.png, and summary.csv (per cell: top-3 classes; per failed input: why).
 A rerun with the same settings resumes: finished chunks in results/chunks/ are skipped.
-Exit status: 0 when every input was embedded, 1 when some inputs failed (the rest is written), 2 on a fatal error.
+Exit status: 0 when every input was embedded, 1 when some inputs failed (the rest is written), 2 on a fatal error
+or when every input failed (nothing embedded; the reason is printed once when it is the same for all).
 """
 
 from __future__ import annotations
@@ -103,4 +104,20 @@ def run(args: argparse.Namespace) -> int:
         "chunks_skipped": result.chunks_skipped,
     }
     print(json.dumps(report, indent=2))
+    if result.failures and not result.num_cells:
+        reasons = sorted({_reason(failure["error"]) for failure in result.failures})
+        print(
+            f"subcell-hf embed: error: nothing embedded: all {len(result.failures)} inputs failed"
+            + (f" for the same reason: {reasons[0]}" if len(reasons) == 1 else " (see summary.csv)"),
+            file=sys.stderr,
+        )
+        return 2
     return 1 if result.failures else 0
+
+
+def _reason(error: str) -> str:
+    """An error without the leading "file / line / record: " parts that locate it, to tell one cause from many."""
+    parts = str(error).split(": ")
+    while len(parts) > 1 and any(mark in parts[0] for mark in ("/", ".", " line ", "#")):
+        parts.pop(0)
+    return ": ".join(parts)

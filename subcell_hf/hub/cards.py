@@ -80,7 +80,8 @@ PUBLISHED_NATIVE_CROP_SIZE = 896
 #: Channel names as written in card titles.
 _CHANNEL_LABELS = {"microtubules": "microtubules", "er": "ER", "dna": "DNA", "protein": "protein"}
 #: Short variable names used in the card's usage snippets.
-_SNIPPET_NAMES = {"microtubules": "mt", "er": "er", "dna": "dna", "protein": "protein"}
+#: the HPA file colour of each channel, for the usage snippets' file names (cell_red.png, ...)
+_SNIPPET_FILES = {"microtubules": "cell_red.png", "er": "cell_yellow.png", "dna": "cell_blue.png", "protein": "cell_green.png"}
 
 
 # ------------------------------------------------------------------------------------------------- inputs
@@ -187,7 +188,8 @@ def _template_context(release: Release, namespace: str, sources: dict[str, str] 
             {"index": i, "name": name, "description": CHANNEL_DESCRIPTIONS[name]}
             for i, name in enumerate(channel_names)
         ],
-        "channel_mapping": "{" + ", ".join(f'"{c}": {_SNIPPET_NAMES[c]}' for c in channel_names) + "}",
+        "channel_mapping": "{" + ", ".join(f'"{c}": read_image("{_SNIPPET_FILES[c]}")' for c in channel_names) + "}",
+        "channel_files": ", ".join(f'"{_SNIPPET_FILES[c]}"' for c in channel_names),
         "all_releases": [
             {
                 "repo_id": other.repo_id(namespace),

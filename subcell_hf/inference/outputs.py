@@ -117,14 +117,29 @@ def _unique(ids: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------ writers
 def to_anndata(table: EmbeddingTable):
-    """An `anndata.AnnData`: X = embeddings, obsm["probabilities"], obs = per-cell table, uns = run facts."""
+    """An `anndata.AnnData` laid out as scverse tools expect:
+
+    - `X` and `obsm["X_subcell"]`: the embeddings (`X_<name>` is where scanpy looks for a representation:
+      `sc.pp.neighbors(adata, use_rep="X_subcell")`);
+    - `obsm["probabilities"]` (cells x classes, float32) and `obsm["probabilities_by_class"]`, the same as a
+      DataFrame whose columns are the class names; `uns["probability_classes"]`;
+    - `obsm["spatial"]`: each cell's centroid (x = column, y = row, field pixels) for field-of-view inputs, as
+      squidpy reads it (`obs` says which field each cell came from);
+    - `obs`: the per-cell table; `uns`: the run's facts.
+    """
     import anndata
 
     var = pd.DataFrame(index=[FEATURE_TEMPLATE.format(index=i) for i in range(table.embeddings.shape[1])])
     adata = anndata.AnnData(X=table.embeddings, obs=table.obs.copy(), var=var)
+    adata.obsm["X_subcell"] = table.embeddings.copy()
     if table.probabilities is not None:
         adata.obsm["probabilities"] = table.probabilities
+        adata.obsm["probabilities_by_class"] = pd.DataFrame(
+            table.probabilities, index=adata.obs_names, columns=list(table.class_names)
+        )
         adata.uns["probability_classes"] = list(table.class_names)
+    if {"centroid_row", "centroid_col"} <= set(table.obs.columns) and table.obs["centroid_row"].dtype.kind == "f":
+        adata.obsm["spatial"] = table.obs[["centroid_col", "centroid_row"]].to_numpy(np.float64)
     adata.uns.update(_h5_safe(table.uns))
     return adata
 

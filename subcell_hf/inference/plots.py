@@ -22,24 +22,39 @@ DEFAULT_COLOR = "top_1"
 MAX_CATEGORIES = 20
 
 
-def reduce_to_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
-    """(N, 2) coordinates and the method used: UMAP if available (or asked for), else PCA."""
+def resolve_map_method(method: str = "auto") -> str:
+    """The method a map will use: "umap" when asked for or (auto) when umap-learn is installed, else "pca"."""
     if method not in MAP_METHODS:
         raise ValueError(f"method must be one of {MAP_METHODS}, found {method!r}")
-    embeddings = np.asarray(embeddings, dtype=np.float32)
-    if embeddings.ndim != 2 or len(embeddings) < 3:
-        raise ValueError(f"need at least 3 embeddings (N, D) to draw a map, found shape {embeddings.shape}")
     has_umap = importlib.util.find_spec("umap") is not None
     if method == "umap" and not has_umap:
         raise ImportError("method='umap' needs umap-learn: pip install 'subcell_hf[umap]' (or use method='pca')")
-    if method in ("auto", "umap") and has_umap:
+    return "umap" if method in ("auto", "umap") and has_umap else "pca"
+
+
+def _reduce(embeddings: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, str, list[str]]:
+    """(N, 2) coordinates, the method used and the two axis labels (PCA: with the explained variance)."""
+    used = resolve_map_method(method)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or len(embeddings) < 3:
+        raise ValueError(f"need at least 3 embeddings (N, D) to draw a map, found shape {embeddings.shape}")
+    if used == "umap":
         import umap
 
         neighbours = min(15, len(embeddings) - 1)
-        return umap.UMAP(n_neighbors=neighbours, random_state=seed).fit_transform(embeddings), "umap"
+        coords = umap.UMAP(n_neighbors=neighbours, random_state=seed).fit_transform(embeddings)
+        return coords, used, ["UMAP 1", "UMAP 2"]
     from sklearn.decomposition import PCA
 
-    return PCA(n_components=2, random_state=seed).fit_transform(embeddings), "pca"
+    pca = PCA(n_components=2, random_state=seed)
+    coords = pca.fit_transform(embeddings)
+    return coords, used, [f"PC{i + 1} ({100 * r:.1f}% of variance)" for i, r in enumerate(pca.explained_variance_ratio_)]
+
+
+def reduce_to_2d(embeddings: np.ndarray, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str]:
+    """(N, 2) coordinates and the method used: UMAP if available (or asked for), else PCA."""
+    coords, used, _ = _reduce(embeddings, method, seed)
+    return coords, used
 
 
 def _load(adata_or_path: Any):
@@ -66,7 +81,7 @@ def plot_embedding_map(
     adata, _ = _load(adata_or_path)
     if color not in adata.obs.columns:
         raise ValueError(f"color {color!r} is not an obs column; expected one of {list(adata.obs.columns)}")
-    coords, used = reduce_to_2d(np.asarray(adata.X), method, seed)
+    coords, used, axis_labels = _reduce(np.asarray(adata.X), method, seed)
     values = adata.obs[color]
     figure = Figure(figsize=(7.5, 6), dpi=120)
     axes = figure.add_subplot()
@@ -81,9 +96,9 @@ def plot_embedding_map(
             label = f"{category} ({int(chosen.sum())})"
             axes.scatter(coords[chosen, 0], coords[chosen, 1], s=8, color=colours[category], label=label)
         axes.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False, markerscale=2)
-    axes.set_xlabel(f"{used.upper()} 1")
-    axes.set_ylabel(f"{used.upper()} 2")
-    axes.set_title(f"SubCell embeddings ({len(coords)} cells), coloured by {color}")
+    axes.set_xlabel(axis_labels[0])
+    axes.set_ylabel(axis_labels[1])
+    axes.set_title(f"{used.upper()} of SubCell embeddings ({len(coords)} cells), coloured by {color}")
     axes.set_xticks([])
     axes.set_yticks([])
     return _save(figure, output)
@@ -160,4 +175,4 @@ def _save(figure, output: str | os.PathLike) -> Path:
     return Path(output)
 
 
-__all__ = ["MAP_METHODS", "plot_attention_grid", "plot_embedding_map", "reduce_to_2d"]
+__all__ = ["MAP_METHODS", "plot_attention_grid", "plot_embedding_map", "reduce_to_2d", "resolve_map_method"]

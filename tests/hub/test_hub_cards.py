@@ -94,7 +94,7 @@ def test_card_names_its_channels_in_order(name):
     assert [int(row[0]) for row in rows] == list(range(release.variant.num_channels))
     channels = ", ".join(release.variant.channels)
     assert f"| Input | {release.variant.num_channels} channels, in this order: {channels} |" in text
-    mapping = re.search(r"processor\((\{.*?\})\)", text).group(1)
+    mapping = re.search(r"cell = (\{.*?\})\n", text).group(1)
     assert re.findall(r'"(\w+)":', mapping) == list(release.variant.channels)
     assert f'from_pretrained("subcell/{name}")' in text
 

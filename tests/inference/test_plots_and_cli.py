@@ -46,9 +46,9 @@ def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
     assert code == 0 and report["cells"] == 6 and report["failed_inputs"] == 0
     assert Path(report["outputs"]["h5ad"]).is_file() and (out / "cell0_attention_map.png").is_file()
 
-    code = main(["plot", str(out / "embeddings.h5ad"), "--color", "top_1", "--attention-grid"])
+    code = main(["plot", str(out / "embeddings.h5ad"), "--color", "top_1", "--attention-grid", "--method", "pca"])
     written = json.loads(capsys.readouterr().out)
-    assert code == 0
+    assert code == 0 and Path(written["map"]).name == "pca_top_1.png"  # the file says which method it holds
     for key in ("map", "attention_grid"):
         with Image.open(written[key]) as picture:
             assert picture.format == "PNG" and min(picture.size) > 100
@@ -121,3 +121,25 @@ def _json_blocks(text: str) -> list[str]:
                 blocks.append("\n".join(current))
                 current = []
     return blocks
+
+
+def test_embed_exit_status_2_when_every_input_fails_for_one_reason(tiny_converted, tmp_path, capsys):
+    rows = ["r_image,y_image,b_image,g_image,output_prefix"]
+    rows += [f"m{i}.png,y{i}.png,b{i}.png,g{i}.png,cell{i}" for i in range(3)]
+    (tmp_path / "missing.csv").write_text("\n".join(rows) + "\n")
+    code = main(["embed", "--model", str(tiny_converted), str(tmp_path / "missing.csv"), "--output",
+                 str(tmp_path / "out"), "--num-workers", "0", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "nothing embedded: all 3 inputs failed for the same reason: file not found" in err
+
+
+def test_pca_axes_give_the_explained_variance():
+    from sklearn.decomposition import PCA
+
+    from subcell_hf.inference.plots import _reduce
+
+    embeddings = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32) * np.arange(1, 9)
+    _, used, labels = _reduce(embeddings, "pca", 0)
+    ratios = PCA(n_components=2, random_state=0).fit(embeddings).explained_variance_ratio_
+    assert used == "pca" and labels == [f"PC{i + 1} ({100 * r:.1f}% of variance)" for i, r in enumerate(ratios)]

@@ -1,0 +1,230 @@
+"""Every ```python and ```bash block of README.md, docs/*.md and hub_cards/*.md runs, so a snippet never drifts.
+
+The blocks run in a throwaway working folder that holds what the snippets name: the demo's tiny converted models
+in a Hugging Face cache under their Hub ids (`HF_HUB_OFFLINE=1`: `from_pretrained("subcell/...")` reads them, and
+nothing can reach the network), one 4-channel cell as HPA-coloured PNGs (`cell_red.png`, `cell_yellow.png`,
+`cell_blue.png`, `cell_green.png`) and as `cell.ome.tif`, a wrapper CSV of a dozen cells (`path_list.csv`) and
+its embedding run (`results/embeddings.h5ad` and `.parquet`), synthetic fields of view (`manifest.csv`) and
+their shards (`shards/`), and the converted model as `./converted`.
+
+- The python blocks of one file run in order in one namespace (a later block may use an earlier one's names);
+  all files share one interpreter, so torch and transformers are imported once.
+- A bash block runs with `bash -e`, the package's console scripts on PATH.
+- A block that genuinely cannot run here (a multi-GPU launch, a real Hub push, an install) is preceded by
+  `<!-- not-run: reason -->`; such blocks are counted and listed, never silently dropped.
+
+Files listed in `PENDING` were written before this test existed and are not yet checked block by block: they are
+skipped, or with `SUBCELL_DOCS_ALL=1` run and expected to fail (xfail, not strict), until their blocks run or carry
+a not-run mark; remove a file from the list once it passes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC_FILES = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "hub_cards").glob("*.md")], key=lambda p: str(p)
+)
+PENDING = {"README.md", "docs/data.md", "docs/evaluation.md", "docs/hub.md", "docs/pretraining.md"}
+RUN_PENDING = os.environ.get("SUBCELL_DOCS_ALL") == "1"
+
+
+def _selected(path: Path) -> bool:
+    return RUN_PENDING or str(path.relative_to(ROOT)) not in PENDING
+NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>.+?)\s*-->\s*$")
+FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
+
+
+def extract_blocks(path: Path) -> list[dict]:
+    """The fenced code blocks of a Markdown file: language, first line number, code, and the not-run reason (the
+    HTML comment on the last non-blank line before the fence), if any."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks, index = [], 0
+    while index < len(lines):
+        match = FENCE.match(lines[index])
+        if not match:
+            index += 1
+            continue
+        start = index
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+        previous = next((lines[j] for j in range(start - 1, -1, -1) if lines[j].strip()), "")
+        mark = NOT_RUN.search(previous)
+        blocks.append(
+            {
+                "lang": match["lang"],
+                "line": start + 1,
+                "code": "\n".join(lines[start + 1 : end]),
+                "not_run": mark["reason"] if mark else None,
+            }
+        )
+        index = end + 1
+    return [b for b in blocks if b["lang"] in ("python", "bash")]
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+# --------------------------------------------------------------------------------------------- workspace
+def _fill_hub_cache(hub_dir: Path, release_dir: Path, model_root: Path) -> None:
+    """Every release converted from tiny original files, laid out as a Hub cache snapshot under its repo id."""
+    from subcell_hf.convert import convert_release
+    from subcell_hf.variants import RELEASES
+
+    commit = "0" * 40
+    for name, release in RELEASES.items():
+        folder = model_root / name
+        if not folder.exists():
+            convert_release(release, release_dir, folder)
+        repo = hub_dir / ("models--" + release.repo_id().replace("/", "--"))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        shutil.copytree(folder, repo / "snapshots" / commit, dirs_exist_ok=True)
+
+
+def _write_cell(workdir: Path) -> None:
+    import tifffile
+
+    from subcell_hf.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    cell = (rng.random((4, 64, 64)) * 60000).astype(np.uint16)
+    for colour, plane in zip(("red", "yellow", "blue", "green"), cell):
+        write_image(workdir / f"cell_{colour}.png", plane)
+    names = ["Tubulin", "Calreticulin", "DAPI", "GFP"]
+    tifffile.imwrite(workdir / "cell.ome.tif", cell, photometric="minisblack", metadata={"axes": "CYX", "Channel": {"Name": names}})
+
+
+@pytest.fixture(scope="module")
+def doc_workspace(tmp_path_factory, tiny_release_dir):
+    from subcell_hf.data.io import write_image
+    from subcell_hf.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("docs")
+    workdir, hf_home = root / "work", root / "hf_home"
+    workdir.mkdir()
+    _fill_hub_cache(hf_home / "hub", tiny_release_dir, root / "converted")
+    _write_cell(workdir)
+    from subcell_hf.data.shards import write_shards
+
+    manifest = generate_dataset(workdir, num_fields=2, num_antibodies=2, image_size=256, seed=0)  # manifest.csv
+    write_shards(manifest, workdir / "shards", num_workers=0, show_progress=False, crop_size=64, output_size=64, min_area=100)
+    shutil.copytree(root / "converted" / "all_channels-vit-prots-pool", workdir / "converted")
+    rows = ["r_image,y_image,b_image,g_image,output_prefix", "cell_red.png,cell_yellow.png,cell_blue.png,cell_green.png,cell0"]
+    rng = np.random.default_rng(1)
+    for index in range(1, 12):  # a dozen cells, enough for a neighbour graph
+        names = [f"cells/cell{index}_{colour}.png" for colour in ("red", "yellow", "blue", "green")]
+        for name in names:
+            write_image(workdir / name, (rng.random((64, 64)) * 60000).astype(np.uint16))
+        rows.append(",".join(names) + f",cell{index}")
+    (workdir / "path_list.csv").write_text("\n".join(rows) + "\n")
+    env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env["NUMBA_CACHE_DIR"] = str(root / "numba")  # umap-learn's compiled functions are compiled once, not per block
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
+    command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"
+    made = subprocess.run([*command.split(), "--format", "h5ad", "parquet"], cwd=workdir,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return workdir, env
+
+
+# ------------------------------------------------------------------------------------------------- runner
+RUNNER = textwrap.dedent(
+    """
+    import json, sys, traceback
+    jobs = json.load(open(sys.argv[1]))
+    report = {}
+    for name, blocks in jobs.items():
+        namespace = {"__name__": "__main__"}
+        report[name] = None
+        for block in blocks:
+            try:
+                exec(compile(block["code"], f"{name}:{block['line']}", "exec"), namespace)
+            except BaseException:
+                report[name] = f"block at line {block['line']}:\\n" + traceback.format_exc()
+                break
+    json.dump(report, open(sys.argv[2], "w"))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def python_report(doc_workspace, tmp_path_factory):
+    """Runs the python blocks of every file (one interpreter, one namespace per file): file -> error or None."""
+    workdir, env = doc_workspace
+    scratch = tmp_path_factory.mktemp("runner")
+    jobs = {
+        _relative(path): [b for b in extract_blocks(path) if b["lang"] == "python" and not b["not_run"]]
+        for path in DOC_FILES
+        if _selected(path)
+    }
+    (scratch / "jobs.json").write_text(json.dumps(jobs))
+    (scratch / "runner.py").write_text(RUNNER)
+    subprocess.run(
+        [sys.executable, str(scratch / "runner.py"), str(scratch / "jobs.json"), str(scratch / "report.json")],
+        cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+    return json.loads((scratch / "report.json").read_text())
+
+
+def _params():
+    def marks(path):
+        if _relative(path) not in PENDING:
+            return []
+        if RUN_PENDING:
+            return [pytest.mark.xfail(reason="blocks not yet checked", strict=False)]
+        return [pytest.mark.skip(reason="pending: blocks not yet checked (run with SUBCELL_DOCS_ALL=1)")]
+
+    return [pytest.param(path, id=_relative(path), marks=marks(path)) for path in DOC_FILES]
+
+
+@pytest.mark.parametrize("path", _params())
+def test_doc_blocks_run(path, doc_workspace, python_report):
+    workdir, env = doc_workspace
+    name = _relative(path)
+    assert python_report[name] is None, f"{name}: python {python_report[name]}"
+    for block in extract_blocks(path):
+        if block["lang"] != "bash" or block["not_run"]:
+            continue
+        result = subprocess.run(
+            ["bash", "-e", "-c", block["code"]], cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, f"{name}:{block['line']}: bash exited {result.returncode}\n{result.stderr[-3000:]}"
+
+
+def test_not_run_blocks_are_counted_and_give_a_reason():
+    """The marked blocks, per file: visible in the test log, each with its reason."""
+    marked = {
+        _relative(path): [(b["line"], b["not_run"]) for b in extract_blocks(path) if b["not_run"]] for path in DOC_FILES
+    }
+    total = sum(len(v) for v in marked.values())
+    print(f"{total} doc blocks marked not-run:")
+    for name, blocks in marked.items():
+        for line, reason in blocks:
+            print(f"  {name}:{line}: {reason}")
+            assert len(reason) > 5, f"{name}:{line}: say why the block cannot run"
+    runnable = sum(len([b for b in extract_blocks(p) if not b["not_run"]]) for p in DOC_FILES)
+    assert runnable > total  # most of the documentation runs
+
+
+def test_extract_blocks_reads_fences_and_marks(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("text\n```python\nx = 1\n```\n\n<!-- not-run: needs 8 GPUs -->\n```bash\naccelerate launch\n```\n```yaml\na: 1\n```\n")
+    blocks = extract_blocks(doc)
+    assert [(b["lang"], b["line"], b["code"], b["not_run"]) for b in blocks] == [
+        ("python", 2, "x = 1", None),
+        ("bash", 7, "accelerate launch", "needs 8 GPUs"),
+    ]
