@@ -146,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         if log.get("split_report"):
             print(format_report(log["split_report"], log["split"]))
         print(f"wrote {model_dir}")
+        if log.get("failed_inputs"):
+            print(
+                f"train_classifiers: {log['failed_inputs']} input(s) could not be read and were left out "
+                f"(listed in {log['failures_listed_in']})",
+                file=sys.stderr,
+            )
+            return 1  # written, but some inputs were skipped (the same status as embed and evaluate)
     return 0
 
 

@@ -160,6 +160,9 @@ def train_localization_model(
         log["split"] = "random" if antibody_split is None else antibody_split.source
         log["split_report"] = split_report
         log["validation_cells"] = int(validation.sum()) if validation is not None else None
+        # inputs that could not be read (their cells are left out): said in the log and the recipe's exit status
+        log["failed_inputs"] = labelled.failed_inputs
+        log["failures_listed_in"] = str(Path(cache) / "summary.csv") if labelled.failed_inputs else None
         atomic_write_text(output_dir / TRAINING_LOG, json.dumps(log, indent=2) + "\n")
     state.wait_for_everyone()
     return model_dir

@@ -17,7 +17,7 @@ from subcell_hf import SubCellImageProcessor, SubCellModel
 from subcell_hf.data.shards import write_shards
 from subcell_hf.data.synth import generate_dataset
 from subcell_hf.evaluation import published_split, read_labelled_embeddings, read_results
-from tests.conftest import tiny_config
+from tests.conftest import corrupt_shard_record, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -130,6 +130,27 @@ def test_train_classifiers_writes_an_ensemble_on_the_unchanged_encoder(trained, 
     assert {name: entry["antibodies_found"] for name, entry in log["split_report"].items()} == {
         "train": 3, "valid": 1, "test": 2, "unlisted": 0
     }
+
+
+def test_train_classifiers_that_skipped_a_record_says_so_and_exits_1(trained, shards, tmp_path, capsys):
+    """A corrupt record of a test antibody is left out, the model is still written, and the run says so."""
+    import shutil
+
+    from subcell_hf.data.shards import iter_records
+
+    copy = tmp_path / "shards"
+    shutil.copytree(shards, copy)
+    test_ids = set(published_ids()[4:])
+    shard, key = next((path, record["key"]) for path in sorted(copy.glob("shard-*.tar"))
+                      for record in iter_records(path) if record["antibody"] in test_ids)
+    corrupt_shard_record(shard, key)
+    _, argv = trained
+    argv = [*argv, "--shards", str(copy), "--output", str(tmp_path / "out")]
+    assert recipe("train_classifiers")(argv) == 1
+    assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
+    log = json.loads((tmp_path / "out" / "training.json").read_text())
+    assert log["failed_inputs"] == 1 and log["failures_listed_in"].endswith("summary.csv")
+    assert "1 input(s) could not be read" in capsys.readouterr().err
 
 
 def test_second_run_reuses_the_embedding_cache(trained):

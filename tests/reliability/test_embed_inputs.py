@@ -4,9 +4,7 @@ itself (issue 10, defects 7, 8, 9 and 10)."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from subcell_hf.data.io import write_image
 from subcell_hf.inference import embed
 from subcell_hf.inference.inputs import WrapperCsvSource
 from subcell_hf.models import HPA_CHANNELS
+from tests.conftest import corrupt_shard_record
 from tests.inference.conftest import write_crop_files, write_wrapper_csv
 
 FAST = dict(num_workers=0, progress=False, chunk_size=1, formats=("h5ad",))
@@ -103,15 +102,7 @@ def test_one_corrupt_record_loses_only_itself(tiny_converted, tmp_path):
     shard = sorted((tmp_path / "shards").glob("shard-*.tar"))[0]
     good = list(iter_records(shard))
     assert len(good) >= 2
-    with tarfile.open(shard) as archive:
-        members = [(m, archive.extractfile(m).read()) for m in archive.getmembers()]
-    first_key = members[0][0].name.split(".")[0]
-    with tarfile.open(shard, "w") as archive:  # the first record's arrays become garbage
-        for member, data in members:
-            if member.name.startswith(first_key + ".") and member.name.endswith(".npy"):
-                data = b"garbage" * 10
-                member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
+    first_key = corrupt_shard_record(shard)  # the first record's arrays become garbage
     errors = []
     kept = list(iter_records(shard, on_error=lambda url, key, error: errors.append(key)))
     assert len(kept) == len(good) - 1 and errors == [first_key]
