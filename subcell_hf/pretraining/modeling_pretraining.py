@@ -278,7 +278,10 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         """Start pretraining from a released or exported `SubCellModel`: its encoder + pooler weights and
         hyper-parameters, fresh heads configured by `config_overrides` (e.g. the output of
         `SubCellPreTrainingConfig.for_model_type(...).to_dict()` minus encoder keys)."""
-        encoder = SubCellModel.from_pretrained(pretrained_model_name_or_path)
+        from ..model_loading import load_checked
+
+        # a missing encoder tensor would start pretraining from random weights: an error naming it
+        encoder = load_checked(SubCellModel, pretrained_model_name_or_path)
         values = encoder.config.to_dict()
         for key in ("model_type", "transformers_version", "architectures", "auto_map"):
             values.pop(key, None)

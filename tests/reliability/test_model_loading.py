@@ -57,3 +57,11 @@ def test_offline_missing_repo_names_the_repo_and_the_cache(monkeypatch):
         EmbeddingModel.from_pretrained("subcell-test/not-in-the-cache")
     message = str(error.value)
     assert "subcell-test/not-in-the-cache" in message and constants.HF_HUB_CACHE in message and "OFFLINE" in message
+
+
+def test_pretraining_from_an_encoder_missing_tensors_is_an_error(localization_copy):
+    from subcell_hf.pretraining import SubCellForPreTraining
+
+    _rewrite_weights(localization_copy, lambda name: "layers.1." not in name and "encoder.layer.1." not in name)
+    with pytest.raises(ValueError, match=r"missing tensors"):
+        SubCellForPreTraining.from_encoder(str(localization_copy))
