@@ -67,7 +67,8 @@ def run(command: list[str], log: Path, env: dict[str, str] | None = None) -> Non
 
 
 def launch(script: str, arguments: list[str], log: Path, processes: int = 1) -> None:
-    """`accelerate launch` on CPU processes (NOTES: ACCELERATE_USE_CPU=1 with --multi_gpu for real processes)."""
+    """`accelerate launch` on CPU processes (ACCELERATE_USE_CPU=1 with --multi_gpu starts real processes; `--cpu` with
+    several processes starts only one)."""
     accelerate = [
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""Exact conversion of the published SubCell checkpoints (SPEC section 6) into `save_pretrained` folders.
+"""Exact conversion of the published SubCell checkpoints (docs/model.md, section 6) into `save_pretrained` folders.
 
 The original files are plain pickled state dicts. They are read with ``torch.load(weights_only=True)``, every key is
 renamed through an explicit table (no string replacement), and the conversion fails with one error that lists every

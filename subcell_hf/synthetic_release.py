@@ -1,4 +1,4 @@
-"""Synthetic release files in the exact original format (SPEC section 6), for tests, the demo and benchmarks.
+"""Synthetic release files in the exact original format (docs/model.md, section 6), for tests, the demo and benchmarks.
 
 Random tensors with the published key names and shapes (or a smaller architecture with the same key layout),
 saved as plain pickled state dicts, laid out like the published release folder.

@@ -21,7 +21,8 @@ def test_cpu_process_group_when_asked_or_without_cuda(monkeypatch):
 
 
 def test_never_for_deepspeed_launches(monkeypatch):
-    """`cpu=True` would silently turn DeepSpeed off (NOTES), so DeepSpeed launches keep their own group."""
+    """`cpu=True` would silently turn DeepSpeed off (accelerate drops DeepSpeed when the CPU is forced), so
+    DeepSpeed launches keep their own group."""
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
     assert use_cpu_processes(device="cpu") is False

@@ -1,4 +1,4 @@
-"""Convert original SubCell checkpoints (SPEC section 6) into a `save_pretrained` folder.
+"""Convert original SubCell checkpoints (docs/model.md, section 6) into a `save_pretrained` folder.
 
 Either name a published release and the folder holding the release files:
     subcell-hf convert --release all_channels-vit-prots-pool --release-dir ./subcell_release --output ./converted

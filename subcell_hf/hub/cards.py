@@ -75,7 +75,8 @@ POSITION_EMBEDDINGS = {
     "learned": "learned (trained with the encoder)",
     "sincos": "fixed 2-D sin-cos (not trained)",
 }
-#: Side of the single-cell crops cut from HPA images at native resolution, downsampled 2x for training (SPEC 4).
+#: Side of the single-cell crops cut from HPA images at native resolution, downsampled 2x for training
+#: (docs/model.md, section 4).
 PUBLISHED_NATIVE_CROP_SIZE = 896
 #: Channel names as written in card titles.
 _CHANNEL_LABELS = {"microtubules": "microtubules", "er": "ER", "dna": "DNA", "protein": "protein"}

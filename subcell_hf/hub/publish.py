@@ -2,7 +2,7 @@
 
 The only module of `subcell_hf` that talks to the Hugging Face Hub. The steps, each usable alone:
 
-1. `prepare_release_folder`: convert one release from the original files (SPEC section 6 layout) into a folder
+1. `prepare_release_folder`: convert one release from the original files (docs/model.md, section 6 layout) into a folder
    holding exactly what its Hub repository holds (safetensors weights, configs, remote code, `conversion.json`,
    `README.md`) and list every reason to refuse publishing it (a failed conversion check, a stray file ...).
 2. `dry_run_listing`: every repository, file, size and sha256 a push would upload.

@@ -1,6 +1,7 @@
 """Attention-map pictures: where the SubCell pooler looked, over the protein channel.
 
-`SubCellModel` returns the gated pooler's attention over the patches, (heads, H/16, W/16) per cell (SPEC section 2).
+`SubCellModel` returns the gated pooler's attention over the patches, (heads, H/16, W/16) per cell
+(docs/model.md, section 2).
 A picture is one row of panels, as wide as the crop is high: the protein channel in grey, then one panel per pooling
 head with that head's attention (upsampled, scaled to its own range) in a colour map over the grey protein.
 """

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
-#: All HPA channels, in the order SubCell stacks them (SPEC section 4). The protein channel is always last.
+#: All HPA channels, in the order SubCell stacks them (docs/model.md, section 4). The protein channel is always last.
 HPA_CHANNELS: tuple[str, ...] = ("microtubules", "er", "dna", "protein")
 
-#: The 31 localization classes of the released classifier ensembles, in output order (SPEC section 3).
+#: The 31 localization classes of the released classifier ensembles, in output order (docs/model.md, section 3).
 LOCALIZATION_CLASSES: tuple[str, ...] = (
     "Actin filaments",
     "Aggresome",

@@ -1,6 +1,6 @@
 """Preprocessing of single-cell crops for SubCell: channel stacking, optional resize, global per-cell min-max.
 
-`min_max_normalize` is the one implementation of SPEC section 4 in this package; the training loader and the
+`min_max_normalize` is the one implementation of docs/model.md, section 4 in this package; the training loader and the
 embedding tools call it too. Only relative imports: this folder is uploaded as remote code.
 """
 
@@ -22,7 +22,7 @@ RESAMPLE_MODES = ("bilinear", "bicubic", "area", "nearest")
 
 def min_max_normalize(cells: torch.Tensor, epsilon: float = MIN_MAX_EPSILON) -> torch.Tensor:
     """Scale each cell of a (B, C, H, W) batch by one min and max over all its channels and pixels, in float32:
-    ``(x - min) / (max - min + epsilon)``. Not per channel (SPEC section 4)."""
+    ``(x - min) / (max - min + epsilon)``. Not per channel (docs/model.md, section 4)."""
     if cells.ndim != 4:
         raise ValueError(f"min_max_normalize expects (B, C, H, W), found shape {tuple(cells.shape)}")
     cells = cells.to(torch.float32)
@@ -66,7 +66,7 @@ class SubCellImageProcessor(BaseImageProcessor):
         size (`int`, defaults to 448): target side length when resizing.
         resample (`str`, defaults to `"bilinear"`): one of bilinear, bicubic, area, nearest (antialiased when
             downsampling with bilinear or bicubic).
-        do_normalize (`bool`, defaults to `True`): apply the global min-max of SPEC section 4.
+        do_normalize (`bool`, defaults to `True`): apply the global min-max of docs/model.md, section 4.
         epsilon (`float`, defaults to 1e-6): the min-max denominator's epsilon.
         patch_size (`int`, defaults to 16): the smallest output height and width, and what `size` is a multiple of.
     """

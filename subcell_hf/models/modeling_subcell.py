@@ -23,7 +23,8 @@ def sincos_position_embeddings(hidden_size: int, grid_height: int, grid_width: i
     """Fixed 2-D sin-cos position embeddings with a zero CLS row, shape (1, 1 + grid_height * grid_width, hidden).
 
     The first half of the channels encodes the patch column, the second half its row; each half is
-    ``[sin(pos * omega) | cos(pos * omega)]`` with ``omega_k = 1 / 10000 ** (k / (hidden / 4))`` (SPEC section 1).
+    ``[sin(pos * omega) | cos(pos * omega)]`` with ``omega_k = 1 / 10000 ** (k / (hidden / 4))``
+    (docs/model.md, section 1).
     """
     if hidden_size % 4:
         raise ValueError(f"sin-cos position embeddings need hidden_size divisible by 4, found {hidden_size}")
@@ -227,7 +228,7 @@ class SubCellLayer(GradientCheckpointingLayer):
 
 
 class SubCellGatedAttentionPooler(nn.Module):
-    """Gated attention pooling over all tokens (CLS included), one softmax per pooling head (SPEC section 2).
+    """Gated attention pooling over all tokens (CLS included), one softmax per pooling head (docs/model.md, section 2).
 
     ``a = softmax_T(W (tanh(V x) * gelu(U x)))``; the embedding is ``a @ x`` flattened head 0 first.
     """

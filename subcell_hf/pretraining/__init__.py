@@ -1,5 +1,5 @@
-"""Pretraining SubCell (SPEC section 7): the model with its MAE decoder, projectors and losses, the optimiser and
-schedule, and the training loop that `recipes/pretrain.py` launches."""
+"""Pretraining SubCell (the recipe: docs/pretraining.md, section 7): the model with its MAE decoder, projectors and
+losses, the optimiser and schedule, and the training loop that `recipes/pretrain.py` launches."""
 
 from transformers import AutoConfig, AutoModelForPreTraining
 

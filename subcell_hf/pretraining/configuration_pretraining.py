@@ -1,5 +1,5 @@
 """Configuration of `SubCellForPreTraining`: a `SubCellConfig` (the encoder and pooler) plus the pretraining heads
-and objectives of SPEC section 7.
+and objectives of docs/pretraining.md, section 7.
 
 `SubCellPreTrainingConfig.for_model_type("mae-cells-prots-pool", channel_names=...)` gives the paper's settings for
 either released model type; `encoder_config()` gives back the plain `SubCellConfig` the exported encoder carries.
@@ -12,7 +12,7 @@ import inspect
 from ..models import SubCellConfig
 from ..variants import MODEL_TYPES
 
-#: Objective settings that distinguish the two released model types (SPEC section 7, "Weights").
+#: Objective settings that distinguish the two released model types (docs/pretraining.md, section 7: "Weights").
 MODEL_TYPE_OBJECTIVES: dict[str, dict[str, float]] = {
     "vit-prots-pool": dict(
         reconstruction_weight=0.0, cell_contrastive_weight=0.0, protein_contrastive_weight=1.0, mask_ratio=0.0

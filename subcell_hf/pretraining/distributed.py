@@ -1,4 +1,4 @@
-"""Gathering features across processes for the contrastive losses (SPEC section 7, "Global batch").
+"""Gathering features across processes for the contrastive losses (docs/pretraining.md, section 7: "Global batch").
 
 Every process gathers the projections of all processes *with gradients* and computes the same global loss. In
 backward, each process receives the sum over processes of the gradients of its own features (an all-reduce of the

@@ -1,4 +1,4 @@
-"""The three pretraining objectives of SPEC section 7, as plain functions of tensors.
+"""The three pretraining objectives of docs/pretraining.md, section 7, as plain functions of tensors.
 
 All of them compute in float32 whatever the input dtype (bf16 similarity logits lose too much precision), and all
 expect the *global* batch: gather features across processes (see `distributed.py`) before calling them.

@@ -1,4 +1,4 @@
-"""Patches and patch masks for the MAE objective (SPEC section 7, "Reconstruction").
+"""Patches and patch masks for the MAE objective (docs/pretraining.md, section 7: "Reconstruction").
 
 Every cell hides the same number of patches (so the kept tokens stack into one tensor); which patches is random,
 either uniformly or object-aware: a chosen fraction of the patches on the cell, the rest of the budget on background.

@@ -199,7 +199,7 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         """Compute every enabled pretraining loss on a batch of cells.
 
         Args:
-            pixel_values: (B, C, H, W) view 1, normalised as SPEC section 4.
+            pixel_values: (B, C, H, W) view 1, normalised as docs/model.md, section 4.
             second_view_pixel_values: (B, C, H, W) view 2 of the same cells (needed by the NT-Xent objective).
             antibody_ids: (B,) integer antibody id of each cell, the same ids on every process (needed by SupCon).
             cell_masks, second_view_cell_masks: (B, 1, H, W) cell masks of each view (needed by object-aware

@@ -22,7 +22,8 @@ from ..models import SubCellModel, min_max_normalize
 
 @torch.no_grad()
 def embed_cells(encoder: SubCellModel, cells: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """SubCell embeddings (N, 1536) of raw cell crops (N, C, H, W), normalised as SPEC section 4, in eval mode."""
+    """SubCell embeddings (N, 1536) of raw cell crops (N, C, H, W), normalised as in docs/model.md
+    (section 4), in eval mode."""
     was_training = encoder.training
     encoder.eval()
     device = encoder.embeddings.projection.weight.device

@@ -124,8 +124,9 @@ def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
 
 
 def configure_deepspeed(plugin, config: PretrainingConfig, num_processes: int) -> None:
-    """Fill the DeepSpeed values that Accelerate cannot infer because the loader is not `prepare`d (NOTES):
-    train_batch_size = micro batch x accumulation x processes (DeepSpeed checks this rule), and our clipping."""
+    """Fill the DeepSpeed values that Accelerate cannot infer because the loader is not `prepare`d (it splits by rank
+    itself, see docs/data.md): train_batch_size = micro batch x accumulation x processes (DeepSpeed checks this
+    rule), and our clipping."""
     settings = plugin.deepspeed_config
     if "optimizer" in settings or "scheduler" in settings:
         raise ValueError(

@@ -70,8 +70,9 @@ def test_views_use_the_global_min_max_not_per_channel():
 
 
 def test_masked_cells_are_masked_before_the_min_max():
-    """SPEC section 7: multiply the raw cell by its mask, then min-max. With a camera offset in the background
-    (raw minimum 10), normalising first would leave the masked cell's intensities shifted."""
+    """Released order (docs/pretraining.md, section 7): multiply the raw cell by its mask, then min-max. With a
+    camera offset in the background (raw minimum 10), normalising first would leave the masked cell's intensities
+    shifted."""
     augmentation = TwoViewAugmentation(**IDENTITY, masked_fraction=1.0)
     cells = torch.full((8, 2, 32, 32), 10.0)
     cells[:, :, 8:24, 8:24] = 40.0

@@ -129,7 +129,7 @@ def test_card_lists_the_31_classes_in_order():
 
 
 def test_card_parameter_counts_match_spec():
-    # SPEC section 1 + 2: encoder 86,446,848 (C=4) + pooler 788,482; classifier 926,239 x 10.
+    # docs/model.md, sections 1 and 2: encoder 86,446,848 (C=4) + pooler 788,482; classifier 926,239 x 10.
     assert cards.parameter_counts(("microtubules", "er", "dna", "protein")) == (86_446_848 + 788_482, 9_262_390)
     assert cards.parameter_counts(("dna", "protein")) == (86_053_632 + 788_482, 9_262_390)
 

@@ -1,4 +1,4 @@
-"""An independent plain-torch SubCell forward written from SPEC sections 1-4, reading the ORIGINAL key names.
+"""An independent plain-torch SubCell forward written from docs/model.md, sections 1-4, reading the ORIGINAL key names.
 
 Deliberately shares no code with `subcell_hf`: eager attention, explicit einsums, functional ops only.
 """

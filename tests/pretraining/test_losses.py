@@ -1,4 +1,4 @@
-"""Loss terms and patch masks against values computed by hand on tiny inputs (SPEC section 7)."""
+"""Loss terms and patch masks against values computed by hand on tiny inputs (docs/pretraining.md, section 7)."""
 
 from __future__ import annotations
 
