@@ -1,4 +1,4 @@
-"""The published SubCell releases: 4 channel variants x 2 model types = 8 Hub repos (SPEC section 5).
+"""The published SubCell releases: 4 channel variants x 2 model types = 8 Hub repos (docs/model.md, section 5).
 
 One table, read by the converter, the Hub cards, the push recipe, the CLI and the tests.
 """
