@@ -132,6 +132,9 @@ def test_embed_exit_status_2_when_every_input_fails_for_one_reason(tiny_converte
     err = capsys.readouterr().err
     assert code == 2
     assert "nothing embedded: all 3 inputs failed for the same reason: file not found" in err
+    # no empty embeddings file that would read as a finished run: only the summary, which says why
+    assert sorted(p.name for p in (tmp_path / "out").glob("[!.]*") if p.is_file()) == ["summary.csv"]  # not the lock
+    assert (tmp_path / "out" / "summary.csv").read_text().count("file not found") == 3
 
 
 def test_pca_axes_give_the_explained_variance():
