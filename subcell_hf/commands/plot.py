@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..inference.plots import DEFAULT_COLOR, MAP_METHODS
+    from ..options import DEFAULT_COLOR, MAP_METHODS  # no matplotlib / anndata: fast --help
 
     parser.add_argument("h5ad", help="embeddings.h5ad written by subcell-hf embed")
     parser.add_argument("--color", default=DEFAULT_COLOR, help=f"obs column to colour by (default: {DEFAULT_COLOR})")

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from .. import __version__
 from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
+from ..options import PRECISION_NAMES
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
@@ -43,7 +44,7 @@ from .runtime import RUNTIMES, build_runtime, resolve_runtime
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.bfloat16, torch.float16)))  # autocast dtype per name
 OUTPUT_NAMES = {"h5ad": "embeddings.h5ad", "parquet": "embeddings.parquet", "summary": "summary.csv"}
 CHUNKS_DIRNAME = "chunks"
 

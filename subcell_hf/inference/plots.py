@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..options import DEFAULT_COLOR, MAP_METHODS
 
-MAP_METHODS = ("auto", "umap", "pca")
-DEFAULT_COLOR = "top_1"
 MAX_CATEGORIES = 20
 
 
