@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from subcell_hf.cli import main
-from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, reduce_to_2d
+from subcell_hf.inference.plots import attention_grid_figure, plot_attention_grid, plot_embedding_map, reduce_to_2d
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,10 @@ def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
     for key in ("map", "attention_grid"):
         with Image.open(written[key]) as picture:
             assert picture.format == "PNG" and min(picture.size) > 100
+    figure = attention_grid_figure(out / "embeddings.h5ad", num_cells=4)  # what the grid shows a reader
+    cells, colour_bar = figure.axes[:4], figure.axes[4:]
+    assert [label.get_text() for label in cells[0].get_xticklabels()] == ["protein", "pooler head 1", "pooler head 2"]
+    assert len(colour_bar) == 1 and "attention" in colour_bar[0].get_xlabel()
     assert main(["plot", str(out / "embeddings.h5ad"), "--color", "no_such_column"]) == 2
     assert "not an obs column" in capsys.readouterr().err
 
