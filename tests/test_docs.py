@@ -5,7 +5,8 @@ in a Hugging Face cache under their Hub ids (`HF_HUB_OFFLINE=1`: `from_pretraine
 nothing can reach the network), one 4-channel cell as HPA-coloured PNGs (`cell_red.png`, `cell_yellow.png`,
 `cell_blue.png`, `cell_green.png`) and as `cell.ome.tif`, a wrapper CSV of a dozen cells (`path_list.csv`) and
 its embedding run (`results/embeddings.h5ad` and `.parquet`), synthetic fields of view (`manifest.csv`) and
-their shards (`shards/`), and the converted model as `./converted`.
+their shards (`synthetic/`, `shards/`, as the README makes them), the original release files
+(`subcell_release/`, tiny) and the converted model as `./converted`.
 
 - The python blocks of one file run in order in one namespace (a later block may use an earlier one's names);
   all files share one interpreter, so torch and transformers are imported once.
@@ -13,9 +14,8 @@ their shards (`shards/`), and the converted model as `./converted`.
 - A block that genuinely cannot run here (a multi-GPU launch, a real Hub push, an install) is preceded by
   `<!-- not-run: reason -->`; such blocks are counted and listed, never silently dropped.
 
-Files listed in `PENDING` were written before this test existed and are not yet checked block by block: they are
-skipped, or with `SUBCELL_DOCS_ALL=1` run and expected to fail (xfail, not strict), until their blocks run or carry
-a not-run mark; remove a file from the list once it passes.
+A file added to `PENDING` is skipped (with `SUBCELL_DOCS_ALL=1`: run, expected to fail) until its blocks run or
+carry a not-run mark; today every file is checked.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "hub_cards").glob("*.md")], key=lambda p: str(p)
 )
-PENDING = {"README.md", "docs/data.md", "docs/evaluation.md", "docs/hub.md", "docs/pretraining.md"}
+PENDING: set[str] = set()  # files whose blocks are not yet checked (skipped; SUBCELL_DOCS_ALL=1 runs them)
 RUN_PENDING = os.environ.get("SUBCELL_DOCS_ALL") == "1"
 
 
@@ -118,9 +118,12 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
     _write_cell(workdir)
     from subcell_hf.data.shards import write_shards
 
-    manifest = generate_dataset(workdir, num_fields=2, num_antibodies=2, image_size=256, seed=0)  # manifest.csv
-    write_shards(manifest, workdir / "shards", num_workers=0, show_progress=False, crop_size=64, output_size=64, min_area=100)
+    generate_dataset(workdir, num_fields=2, num_antibodies=2, image_size=256, seed=0, show_progress=False)  # manifest.csv
+    # ./synthetic and ./shards exactly as the README and docs/data.md make them (their commands then resume: no work)
+    synthetic = generate_dataset(workdir / "synthetic", num_fields=4, num_antibodies=2, image_size=256, seed=0, show_progress=False)
+    write_shards(synthetic, workdir / "shards", num_workers=0, show_progress=False, crop_size=128, output_size=64)
     shutil.copytree(root / "converted" / "all_channels-vit-prots-pool", workdir / "converted")
+    (workdir / "subcell_release").symlink_to(tiny_release_dir, target_is_directory=True)  # the original files
     rows = ["r_image,y_image,b_image,g_image,output_prefix", "cell_red.png,cell_yellow.png,cell_blue.png,cell_green.png,cell0"]
     rng = np.random.default_rng(1)
     for index in range(1, 12):  # a dozen cells, enough for a neighbour graph
@@ -130,7 +133,8 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
         rows.append(",".join(names) + f",cell{index}")
     (workdir / "path_list.csv").write_text("\n".join(rows) + "\n")
     env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
-    env["NUMBA_CACHE_DIR"] = str(root / "numba")  # umap-learn's compiled functions are compiled once, not per block
+    # UMAP on a dozen cells: umap-learn / pynndescent interpreted take ~2 s, compiling them with numba ~45 s
+    env["NUMBA_DISABLE_JIT"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
     command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"
@@ -143,19 +147,20 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
 # ------------------------------------------------------------------------------------------------- runner
 RUNNER = textwrap.dedent(
     """
-    import json, sys, traceback
+    import json, sys, time, traceback
     jobs = json.load(open(sys.argv[1]))
-    report = {}
+    report, seconds = {}, {}
     for name, blocks in jobs.items():
         namespace = {"__name__": "__main__"}
-        report[name] = None
+        report[name], started = None, time.perf_counter()
         for block in blocks:
             try:
                 exec(compile(block["code"], f"{name}:{block['line']}", "exec"), namespace)
             except BaseException:
                 report[name] = f"block at line {block['line']}:\\n" + traceback.format_exc()
                 break
-    json.dump(report, open(sys.argv[2], "w"))
+        seconds[name] = round(time.perf_counter() - started, 2)
+    json.dump({"errors": report, "seconds": seconds}, open(sys.argv[2], "w"))
     """
 )
 
@@ -176,7 +181,9 @@ def python_report(doc_workspace, tmp_path_factory):
         [sys.executable, str(scratch / "runner.py"), str(scratch / "jobs.json"), str(scratch / "report.json")],
         cwd=workdir, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
     )
-    return json.loads((scratch / "report.json").read_text())
+    report = json.loads((scratch / "report.json").read_text())
+    print("python blocks, seconds per file:", report["seconds"])
+    return report["errors"]
 
 
 def _params():

@@ -25,10 +25,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..inference.embed import PRECISIONS
-    from ..inference.inputs import INPUT_KINDS
-    from ..inference.outputs import OUTPUT_FORMATS
-    from ..inference.runtime import RUNTIMES
+    from ..options import INPUT_KINDS, OUTPUT_FORMATS, PRECISION_NAMES, RUNTIMES  # no torch: fast --help
 
     parser.add_argument("inputs", nargs="+", help="wrapper CSV, field manifest (CSV/Parquet), or shard files/pattern")
     parser.add_argument("--model", required=True, help="Hub id or local folder of a SubCell model (any variant)")
@@ -41,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="cells per forward pass (default: 64)")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers reading images (default: 2)")
     parser.add_argument("--chunk-size", type=int, help="input items per resumable chunk (default: per input kind)")
-    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS),
+    parser.add_argument("--precision", default="auto", choices=("auto", *PRECISION_NAMES),
                         help="autocast dtype; auto = bf16 on a GPU that has it, else fp32")
     parser.add_argument("--compile", action="store_true", help="run the model through torch.compile (eager runtime)")
     parser.add_argument("--runtime", default="auto", choices=RUNTIMES,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..inference.plots import DEFAULT_COLOR, MAP_METHODS
+    from ..options import DEFAULT_COLOR, MAP_METHODS  # no matplotlib / anndata: fast --help
 
     parser.add_argument("h5ad", help="embeddings.h5ad written by subcell-hf embed")
     parser.add_argument("--color", default=DEFAULT_COLOR, help=f"obs column to colour by (default: {DEFAULT_COLOR})")
@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     written = {}
     try:
         method = resolve_map_method(args.method)  # the file is named after the method it holds
+        if method == "umap":  # one call without progress of its own: say what the wait is
+            print(f"subcell-hf plot: computing the UMAP of {args.h5ad} (umap-learn first compiles its functions "
+                  "with numba: up to a minute on a small CPU)...", file=sys.stderr, flush=True)
         written["map"] = plot_embedding_map(
             args.h5ad, args.output or folder / f"{method}_{args.color}.png", color=args.color, method=method
         )

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from .. import __version__
 from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
+from ..options import PRECISION_NAMES
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
@@ -43,7 +44,7 @@ from .runtime import RUNTIMES, build_runtime, resolve_runtime
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (None, torch.bfloat16, torch.float16)))  # autocast dtype per name
 OUTPUT_NAMES = {"h5ad": "embeddings.h5ad", "parquet": "embeddings.parquet", "summary": "summary.csv"}
 CHUNKS_DIRNAME = "chunks"
 
@@ -121,7 +122,8 @@ class EmbedConfig:
 
 @dataclass
 class EmbedResult:
-    """What a run wrote. `outputs` maps a format (and "summary") to its path; only rank 0 has outputs."""
+    """What a run wrote. `outputs` maps a format (and "summary") to its path; only rank 0 has outputs. When
+    no cell was embedded (`num_cells == 0`: every input failed), `outputs` holds only the summary."""
 
     output_dir: Path
     outputs: dict[str, Path] = field(default_factory=dict)
@@ -481,7 +483,11 @@ def default_chunk_size(num_items: int, largest: int, smallest: int = 1) -> int:
 
 
 def write_outputs(table: EmbeddingTable, output_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
+    """The requested formats and `summary.csv`; when no cell was embedded (every input failed) only the summary,
+    which lists why: an empty `.h5ad` would read as a finished run."""
     outputs: dict[str, Path] = {}
+    if not table.num_cells:
+        formats = ()
     if "h5ad" in formats:
         outputs["h5ad"] = write_anndata(table, output_dir / OUTPUT_NAMES["h5ad"])
     if "parquet" in formats:
@@ -523,11 +529,15 @@ def _run_chunks(
         worker_init_fn=_worker_init if num_workers else None,
         prefetch_factor=4 if num_workers else None,
     )
+    # a known total (and so an ETA) for every input kind: cells when each input row is a fixed number of cells
+    # (a wrapper CSV), else input items (fields of view, shard files), counted as their chunk completes
     per_item = source.cells_per_item
-    total = sum(len(c.items) for c in chunks) * per_item if per_item else None
-    progress = tqdm(total=total, unit="cell", desc="embedding", disable=not show_progress, dynamic_ncols=True)
+    total = sum(len(c.items) for c in chunks) * (per_item or 1)
+    progress = tqdm(total=total, unit="cell" if per_item else "input", desc="embedding", disable=not show_progress,
+                    dynamic_ncols=True)
     accumulators: dict[int, _ChunkAccumulator] = defaultdict(_ChunkAccumulator)
-    written, failed, started = 0, 0, time.perf_counter()
+    written, failed, num_cells, started = 0, 0, 0, time.perf_counter()
+    items_per_chunk = {c.index: len(c.items) for c in chunks}
     with torch.inference_mode():
         for piece in loader:
             index = piece["chunk"]
@@ -538,9 +548,10 @@ def _run_chunks(
                 )
                 store.write(index, result)
                 written, failed = written + 1, failed + len(result.failures)
-                progress.set_postfix(chunks=f"{written}/{len(chunks)}", failed_inputs=failed, refresh=False)
-                if per_item:
-                    progress.update(len(result.failures))  # failed rows still advance the row count
+                progress.set_postfix(chunks=f"{written}/{len(chunks)}", cells=num_cells, failed_inputs=failed,
+                                     refresh=False)
+                # failed rows still advance the cell count; items advance when their chunk is done
+                progress.update(len(result.failures) * per_item if per_item else items_per_chunk[index])
                 continue
             pixel_values = model_inputs(piece, device, embedding_model.processor)
             embeddings, probabilities, attention = runtime(pixel_values)
@@ -548,7 +559,9 @@ def _run_chunks(
             if config.save_attention:
                 _save_attention(output_dir, cells, pixel_values, attention)
             accumulators[index].add(piece["order"], cells, embeddings, probabilities)
-            progress.update(len(cells))
+            num_cells += len(cells)
+            if per_item:
+                progress.update(len(cells))
     progress.close()
     elapsed = time.perf_counter() - started
     logger.info("embedded %d chunks in %.1f s", written, elapsed)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..data.io import ImageReadError, read_image
+from ..options import INPUT_KINDS
 
 #: The original wrapper's column for each channel: r = microtubules, y = ER, b = DNA (nucleus), g = protein.
 WRAPPER_CHANNEL_COLUMNS: dict[str, str] = {
@@ -34,7 +35,6 @@ WRAPPER_CHANNEL_COLUMNS: dict[str, str] = {
     "protein": "g_image",
 }
 ID_COLUMNS = {"output_prefix", "output_folder"}
-INPUT_KINDS = ("csv", "fields", "shards")
 
 
 @dataclass

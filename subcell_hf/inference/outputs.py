@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path, atomic_write_text
+from ..options import OUTPUT_FORMATS
 from .chunks import ChunkResult
 
-OUTPUT_FORMATS = ("h5ad", "parquet", "npy")
 TOP_K = 3
 FEATURE_TEMPLATE = "feat{index:04d}"
 

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..options import DEFAULT_COLOR, MAP_METHODS
 
-MAP_METHODS = ("auto", "umap", "pca")
-DEFAULT_COLOR = "top_1"
 MAX_CATEGORIES = 20
 
 
@@ -131,8 +130,19 @@ def plot_attention_grid(
 
     Cells are taken round robin over the values of `obs[by]` (one per predicted class first), in input order.
     """
+    return _save(attention_grid_figure(adata_or_path, num_cells, columns, by), output)
+
+
+def attention_grid_figure(adata_or_path: Any, num_cells: int = 12, columns: int = 3, by: str = DEFAULT_COLOR):
+    """The matplotlib `Figure` of `plot_attention_grid`: each cell's picture with its panels named (the protein
+    channel, then one panel per pooling head) and one colour bar for the attention scale."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
     from PIL import Image
+
+    from .attention import DEFAULT_COLORMAP
 
     adata, root = _load(adata_or_path)
     if "attention_map" not in adata.obs.columns:
@@ -142,19 +152,36 @@ def plot_attention_grid(
     if not chosen:
         raise ValueError("no cell has an attention map")
     rows = -(-len(chosen) // columns)
-    figure = Figure(figsize=(4.2 * columns, 2.0 * rows), dpi=120)
+    figure = Figure(figsize=(4.2 * columns, 2.3 * rows + 0.6), dpi=120)
+    grid = []
     for position, cell_id in enumerate(chosen):
         axes = figure.add_subplot(rows, columns, position + 1)
         with Image.open(root / str(obs.loc[cell_id, "attention_map"])) as picture:
-            axes.imshow(np.asarray(picture.convert("RGB")))
+            pixels = np.asarray(picture.convert("RGB"))
+        axes.imshow(pixels)
+        height, width = pixels.shape[:2]
+        panels = max(1, round(width / height))  # the picture is one square panel per map, side by side
+        axes.set_xticks([(k + 0.5) * width / panels for k in range(panels)])
+        axes.set_xticklabels(_panel_names(panels), fontsize=6)
+        axes.tick_params(length=0, pad=2)
+        axes.set_yticks([])
+        for side in axes.spines.values():
+            side.set_visible(False)
         title = str(cell_id)
         if "top_1" in obs.columns:
             title += f"\n{obs.loc[cell_id, 'top_1']} ({float(obs.loc[cell_id, 'top_1_score']):.2f})"
         axes.set_title(title, fontsize=7)
-        axes.axis("off")
-    figure.suptitle("protein | pooler attention head 1 | head 2", fontsize=9)
-    figure.tight_layout()
-    return _save(figure, output)
+        grid.append(axes)
+    figure.suptitle("Where the SubCell pooler looked: each head's attention over the protein channel", fontsize=9)
+    scale = ScalarMappable(Normalize(0, 1), colormaps[DEFAULT_COLORMAP])
+    bar = figure.colorbar(scale, ax=grid, orientation="horizontal", fraction=0.04, pad=0.08, aspect=50)
+    bar.set_label("attention, scaled to each map's own range (0 = lowest, 1 = highest)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    return figure
+
+
+def _panel_names(panels: int) -> list[str]:
+    return ["protein"] + [f"pooler head {k}" for k in range(1, panels)]
 
 
 def _round_robin(obs: pd.DataFrame, by: str, count: int) -> list[str]:
@@ -175,4 +202,4 @@ def _save(figure, output: str | os.PathLike) -> Path:
     return Path(output)
 
 
-__all__ = ["MAP_METHODS", "plot_attention_grid", "plot_embedding_map", "reduce_to_2d", "resolve_map_method"]
+__all__ = ["MAP_METHODS", "attention_grid_figure", "plot_attention_grid", "plot_embedding_map", "reduce_to_2d", "resolve_map_method"]

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path, atomic_write_text
+from ..options import RUNTIMES
 
 if TYPE_CHECKING:
     from .embed import EmbeddingModel
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 AUTO_MAX_SIZES = 2
 #: The runtimes `--runtime` accepts. "auto" is the fastest measured one that keeps fp32 parity on the device
 #: (`resolve_runtime`); "onnx-int8" is opt-in: faster, not within 1e-4 of fp32 (see docs/embedding.md).
-RUNTIMES = ("auto", "eager", "onnx", "onnx-int8", "openvino")
+#: (`RUNTIMES` lives in subcell_hf/options.py, importable without torch.)
 #: Runtime -> (package to import, pip requirement that provides it).
 RUNTIME_PACKAGES = {
     "onnx": (("onnxruntime", "onnxruntime"), ("onnxscript", "onnxscript"), ("onnx", "onnx")),

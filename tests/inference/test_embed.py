@@ -200,3 +200,12 @@ def test_a_missing_model_folder_is_named_in_the_error(tmp_path):
 
     with pytest.raises(ValueError, match="nowhere: model folder not found"):
         EmbeddingModel.from_pretrained(str(tmp_path / "nowhere"))
+
+
+def test_progress_bar_knows_its_total_for_fields_of_view(tiny_converted, synthetic_fields, tmp_path, capsys):
+    """Fields hold an unknown number of cells: the bar counts the fields, so it has a total and an ETA."""
+    options = {**FAST, "progress": True, "chunk_size": 1}
+    result = embed(tiny_converted, synthetic_fields, tmp_path / "fields", **FIELD_OPTIONS, **options)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in bar if line.startswith("embedding: 100%")]
+    assert final and "2/2" in final[-1] and f"cells={result.num_cells}" in final[-1], bar[-3:]

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from subcell_hf.cli import main
-from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, reduce_to_2d
+from subcell_hf.inference.plots import attention_grid_figure, plot_attention_grid, plot_embedding_map, reduce_to_2d
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,10 @@ def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
     for key in ("map", "attention_grid"):
         with Image.open(written[key]) as picture:
             assert picture.format == "PNG" and min(picture.size) > 100
+    figure = attention_grid_figure(out / "embeddings.h5ad", num_cells=4)  # what the grid shows a reader
+    cells, colour_bar = figure.axes[:4], figure.axes[4:]
+    assert [label.get_text() for label in cells[0].get_xticklabels()] == ["protein", "pooler head 1", "pooler head 2"]
+    assert len(colour_bar) == 1 and "attention" in colour_bar[0].get_xlabel()
     assert main(["plot", str(out / "embeddings.h5ad"), "--color", "no_such_column"]) == 2
     assert "not an obs column" in capsys.readouterr().err
 
@@ -132,6 +136,9 @@ def test_embed_exit_status_2_when_every_input_fails_for_one_reason(tiny_converte
     err = capsys.readouterr().err
     assert code == 2
     assert "nothing embedded: all 3 inputs failed for the same reason: file not found" in err
+    # no empty embeddings file that would read as a finished run: only the summary, which says why
+    assert sorted(p.name for p in (tmp_path / "out").glob("[!.]*") if p.is_file()) == ["summary.csv"]  # not the lock
+    assert (tmp_path / "out" / "summary.csv").read_text().count("file not found") == 3
 
 
 def test_pca_axes_give_the_explained_variance():
