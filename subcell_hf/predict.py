@@ -14,6 +14,7 @@ import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .model_loading import load_checked
+from .options import default_runtime
 from .models import SubCellForProteinLocalization, SubCellImageProcessor
 
 
@@ -25,10 +26,11 @@ class LocalizationPredictor:
 
     `runtime` chooses how the model runs (`subcell_hf.inference.runtime`): "auto" (ONNX Runtime on CPU, exported
     once per crop size and cached; eager PyTorch on a GPU), "eager", "onnx", "onnx-int8" (opt-in, not
-    fp32-exact) or "openvino" (needs `pip install openvino`).
+    fp32-exact) or "openvino" (needs `pip install openvino`); the default is `$SUBCELL_HF_RUNTIME`, else "auto".
     """
 
-    def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor, runtime: str = "auto"):
+    def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor,
+                 runtime: str | None = None):
         from .inference.embed import EmbeddingModel
         from .inference.runtime import build_runtime
 
@@ -40,10 +42,10 @@ class LocalizationPredictor:
         self.model = model.eval()
         self.processor = processor
         name = getattr(model, "name_or_path", None) or "in-memory"
-        self.runtime = build_runtime(runtime, EmbeddingModel(model, processor, name))
+        self.runtime = build_runtime(runtime or default_runtime(), EmbeddingModel(model, processor, name))
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", runtime: str = "auto",
+    def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", runtime: str | None = None,
                         **kwargs) -> "LocalizationPredictor":
         """Load a localization checkpoint (Hub id or folder) and its preprocessor config."""
         model = load_checked(AutoModelForImageClassification, name_or_path, **kwargs).to(device)  # no random heads

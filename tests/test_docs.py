@@ -135,6 +135,9 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
     env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
     # UMAP on a dozen cells: umap-learn / pynndescent interpreted take ~2 s, compiling them with numba ~45 s
     env["NUMBA_DISABLE_JIT"] = "1"
+    # every snippet's model is new to the workspace: an ONNX export (~8 s each) would cost more than the snippet;
+    # the default runtime is the user's to set the same way (tests/inference/test_runtime.py covers "auto")
+    env["SUBCELL_HF_RUNTIME"] = "eager"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
     command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"

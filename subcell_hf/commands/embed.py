@@ -25,7 +25,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..options import INPUT_KINDS, OUTPUT_FORMATS, PRECISION_NAMES, RUNTIMES  # no torch: fast --help
+    from ..options import INPUT_KINDS, OUTPUT_FORMATS, PRECISION_NAMES, RUNTIME_VARIABLE, RUNTIMES  # no torch: --help
 
     parser.add_argument("inputs", nargs="+", help="wrapper CSV, field manifest (CSV/Parquet), or shard files/pattern")
     parser.add_argument("--model", required=True, help="Hub id or local folder of a SubCell model (any variant)")
@@ -41,9 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=("auto", *PRECISION_NAMES),
                         help="autocast dtype; auto = bf16 on a GPU that has it, else fp32")
     parser.add_argument("--compile", action="store_true", help="run the model through torch.compile (eager runtime)")
-    parser.add_argument("--runtime", default="auto", choices=RUNTIMES,
+    parser.add_argument("--runtime", choices=RUNTIMES,
                         help="auto = ONNX Runtime for fp32 on CPU (exported once per model and crop size, cached), "
-                             "eager PyTorch otherwise; onnx-int8 is faster, not fp32-exact; openvino needs openvino")
+                             "eager PyTorch otherwise; onnx-int8 is faster, not fp32-exact; openvino needs openvino "
+                             f"(default: ${RUNTIME_VARIABLE}, else auto)")
     parser.add_argument("--size", type=int, help="resize every crop to SIZE x SIZE (a multiple of 16) first")
     parser.add_argument("--device", help="torch device (default: the process's accelerator, else CPU)")
     parser.add_argument("--overwrite", action="store_true", help="discard chunks of an earlier run, start afresh")
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..inference import EmbedConfig, EmbeddingSettingsError, embed
     from ..inference.runtime import MissingRuntimeError
+    from ..options import default_runtime
 
     inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
     try:
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             precision=args.precision,
             compile=args.compile,
-            runtime=args.runtime,
+            runtime=args.runtime or default_runtime(),
             save_attention=args.save_attention,
             size=args.size,
             device=args.device,

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from .. import __version__
 from ..atomic import exclusive_output, remove_stale_partials
 from ..processes import process_state
-from ..options import PRECISION_NAMES
+from ..options import PRECISION_NAMES, default_runtime
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
@@ -88,7 +88,7 @@ class EmbedConfig:
     chunk_size: int | None = None
     precision: str = "auto"
     compile: bool = False
-    runtime: str = "auto"
+    runtime: str = field(default_factory=default_runtime)
     save_attention: bool = False
     size: int | None = None
     device: str | None = None

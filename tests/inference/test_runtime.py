@@ -157,3 +157,18 @@ def test_auto_exports_few_sizes_and_runs_the_others_eager(cache_dir, caplog):
             torch.testing.assert_close(runtime(pixels)[0], model.forward(pixels)[0], rtol=0, atol=1e-5)
     assert sorted(runtime._graphs) == [(48, 48), (64, 64)]
     assert "--size" in caplog.text and caplog.text.count("crops of more than") == 1
+
+
+def test_the_default_runtime_comes_from_the_environment(monkeypatch, tiny_converted, wrapper_csv, tmp_path, capsys):
+    from subcell_hf.cli import main
+    from subcell_hf.inference.embed import EmbedConfig
+
+    assert EmbedConfig().runtime == "auto"
+    monkeypatch.setenv("SUBCELL_HF_RUNTIME", "eager")
+    assert EmbedConfig().runtime == "eager"
+    assert LocalizationPredictor.from_pretrained(str(tiny_converted)).runtime.name == "eager"
+    monkeypatch.setenv("SUBCELL_HF_RUNTIME", "onnx-fast")
+    status = main(["embed", "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "out"),
+                   "--num-workers", "0", "--no-progress"])
+    assert status == 2 and "SUBCELL_HF_RUNTIME='onnx-fast' is not a runtime" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
