@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -31,6 +30,8 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="fault-matrix-hf-"))  #
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from tests.utils import corrupt_shard_record  # noqa: E402
 
 RELEASE = "all_channels-vit-prots-pool"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -310,15 +311,7 @@ def shard_cases(matrix: Matrix, fx: dict) -> None:
     matrix.check("shards", "--overwrite of the folder holding the manifest", "exit 2, nothing deleted", status,
                  text, manifest.is_file())
     shard = sorted(shards.glob("shard-*.tar"))[0]
-    with tarfile.open(shard) as archive:
-        members = [(m, archive.extractfile(m).read()) for m in archive.getmembers()]
-    first = members[0][0].name.split(".")[0]
-    with tarfile.open(shard, "w") as archive:
-        for member, data in members:
-            if member.name.startswith(first + ".") and member.name.endswith(".npy"):
-                data = b"garbage" * 10
-                member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
+    first = corrupt_shard_record(shard)  # the first record's arrays become garbage
     status, text = run_cli(["embed", "--model", str(fx["model"]), str(shards), "--output", str(work / "e_shards"),
                             "--num-workers", "0", "--no-progress"])
     matrix.check("embed", "one corrupt record in a shard", "exit 1, only that record lost", status, text,

@@ -31,24 +31,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def corrupt_shard_record(shard, key: str | None = None) -> str:
-    """Overwrite the arrays of one record of a WebDataset shard (the first, or the one named `key`) with bytes that
-    do not decode; the rest of the shard stays intact. Returns the record's key."""
-    import io
-    import tarfile
-
-    with tarfile.open(shard) as archive:
-        members = [(member, archive.extractfile(member).read()) for member in archive.getmembers()]
-    key = key or members[0][0].name.split(".")[0]
-    with tarfile.open(shard, "w") as archive:
-        for member, data in members:
-            if member.name.startswith(key + ".") and member.name.endswith(".npy"):
-                data = b"garbage" * 10
-                member.size = len(data)
-            archive.addfile(member, io.BytesIO(data))
-    return key
-
-
 def tiny_config(**overrides) -> SubCellConfig:
     """A 2-layer, 64-wide SubCell on 64-px crops: same code paths as ViT-B/16, milliseconds per step."""
     values = dict(

@@ -17,7 +17,8 @@ from subcell_hf import SubCellImageProcessor, SubCellModel
 from subcell_hf.data.shards import write_shards
 from subcell_hf.data.synth import generate_dataset
 from subcell_hf.evaluation import published_split, read_labelled_embeddings, read_results
-from tests.conftest import corrupt_shard_record, tiny_config
+from tests.conftest import tiny_config
+from tests.utils import corrupt_shard_record
 
 pytestmark = pytest.mark.slow
 

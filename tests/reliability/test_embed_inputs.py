@@ -14,7 +14,7 @@ from subcell_hf.data.io import write_image
 from subcell_hf.inference import embed
 from subcell_hf.inference.inputs import WrapperCsvSource
 from subcell_hf.models import HPA_CHANNELS
-from tests.conftest import corrupt_shard_record
+from tests.utils import corrupt_shard_record
 from tests.inference.conftest import write_crop_files, write_wrapper_csv
 
 FAST = dict(num_workers=0, progress=False, chunk_size=1, formats=("h5ad",))
