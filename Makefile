@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 demo: $(STAMP)
-	$(BIN)/python -m subcell_hf.demo --output demo_outputs
+	$(BIN)/subcell-hf demo --output demo_outputs
 
 cards: $(STAMP)
 	$(BIN)/python -m subcell_hf.hub.cards --output hub_cards

@@ -70,7 +70,7 @@ def machine() -> dict:
 def synthetic_crops(count: int, size: int, bit_depth: int = 16, seed: int = 0) -> list[np.ndarray]:
     """`count` (4, size, size) cell crops in HPA channel order, cut from synthetic fields of view."""
     from subcell_hf.data.crops import crop_cells
-    from subcell_hf.data.synth import generate_field
+    from subcell_hf.data.synthetic import generate_field
     from subcell_hf.models import HPA_CHANNELS
 
     rng = np.random.default_rng(seed)
@@ -111,7 +111,7 @@ def write_field_manifest(folder: Path, num_rows: int, size: int, distinct: int =
     """A field manifest of `num_rows` rows over `distinct` synthetic `size` px fields of view with masks."""
     import pandas as pd
 
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     manifest = generate_dataset(folder / "fields", num_fields=distinct, num_antibodies=1, image_size=size,
                                 bit_depth=bit_depth, show_progress=False)

@@ -17,7 +17,7 @@ a shared CPU hits all of them alike; cells/s is the median over rounds (best in 
 embeddings and probabilities against fp32 eager at batch 1. GFLOP/s: FLOPs per cell (torch's FlopCounterMode) x
 cells/s, against the fp32 peak of this CPU derived from /proc/cpuinfo (`cpu_peak`). Int8 accuracy: embedding
 cosine, top-1 agreement, and the micro-AP change against the synthetic labels on (1) the full-size model over
-more demo cells and (2) the demo's own tiny converted model over all demo cells (`python -m subcell_hf.demo`
+more demo cells and (2) the demo's own tiny converted model over all demo cells (`python -m subcell_hf.commands.demo`
 makes the data; random weights, so the absolute APs are chance level: the change is the quantization's effect).
 
     python benchmarks/cpu_inference.py [--output benchmarks/results/cpu_inference.json] [--minutes 10]
@@ -159,7 +159,7 @@ def build_paths(model: EmbeddingModel, batch: int, cache_dir: Path, names: list[
 
 def demo_cells(demo_dir: Path, channels, count: int, size: int, processor: SubCellImageProcessor) -> torch.Tensor:
     """`count` cells of the demo's synthetic fields (cropped as the demo does), resized to `size` px."""
-    from subcell_hf.demo import CELL_SIZE, CROP_SIZE
+    from subcell_hf.commands.demo import CELL_SIZE, CROP_SIZE
     from subcell_hf.inference import open_source
 
     source = open_source(demo_dir / "synthetic_fields" / "manifest.csv", channels, "fields", crop_size=CROP_SIZE,
@@ -176,7 +176,7 @@ def demo_cells(demo_dir: Path, channels, count: int, size: int, processor: SubCe
 
 
 def pattern_targets(patterns) -> np.ndarray:
-    from subcell_hf.data.synth import PATTERNS
+    from subcell_hf.data.synthetic import PATTERNS
 
     targets = np.zeros((len(patterns), len(LOCALIZATION_CLASSES)), dtype=np.int64)
     for row, pattern in enumerate(patterns):
@@ -241,7 +241,7 @@ def run(args) -> dict:
     os.environ.setdefault(EXPORT_CACHE_ENV, str(work / "exports"))  # the demo's exports too: not the user's cache
     demo_dir = work / "demo"
     if not (demo_dir / "synthetic_fields" / "manifest.csv").is_file():
-        from subcell_hf.demo import main as demo_main
+        from subcell_hf.commands.demo import main as demo_main
 
         demo_main(["--output", str(demo_dir)])
     config = SubCellConfig() if not args.tiny else SubCellConfig(
@@ -327,7 +327,7 @@ def run(args) -> dict:
 
 def tiny_demo_accuracy(demo_dir: Path, work: Path) -> dict:
     """The demo's tiny converted model over every demo cell: fp32 eager vs int8, through `embed` itself."""
-    from subcell_hf.demo import CELL_SIZE, CROP_SIZE, DEMO_RELEASE
+    from subcell_hf.commands.demo import CELL_SIZE, CROP_SIZE, DEMO_RELEASE
 
     model = EmbeddingModel.from_pretrained(str(demo_dir / "converted" / DEMO_RELEASE))
     manifest = demo_dir / "synthetic_fields" / "manifest.csv"

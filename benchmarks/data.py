@@ -37,7 +37,7 @@ from subcell_hf.data.crops import crop_cell, find_cells, read_field  # noqa: E40
 from subcell_hf.data.loader import build_pretraining_loader  # noqa: E402
 from subcell_hf.data.manifest import read_manifest  # noqa: E402
 from subcell_hf.data.shards import write_shards  # noqa: E402
-from subcell_hf.data.synth import generate_dataset  # noqa: E402
+from subcell_hf.data.synthetic import generate_dataset  # noqa: E402
 from subcell_hf.models import HPA_CHANNELS, SubCellConfig, SubCellModel  # noqa: E402
 
 H200_PEAK_TF32_FLOPS = 494e12  # dense; NVIDIA H200 SXM datasheet (bf16 dense: PEAK_BF16_FLOPS["H200"])

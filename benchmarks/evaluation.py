@@ -3,12 +3,12 @@
     python benchmarks/evaluation.py                       # results in benchmarks/results/evaluation/
     python benchmarks/evaluation.py --workdir /tmp/eval   # keep the intermediate files there
 
-1. Synthetic HPA-like fields (`subcell_hf.data.synth`): 50 antibodies over 10 localization patterns, renamed to
+1. Synthetic HPA-like fields (`subcell_hf.data.synthetic`): 50 antibodies over 10 localization patterns, renamed to
    real ids of the published split (per pattern: 2 train, 1 valid, 2 test antibodies), written as shards.
 2. A tiny randomly initialised encoder, and `recipes/train_classifiers.py --split published` (10 heads over the
    31 released classes, of which the data has 10): the heads train on the train antibodies and stop early on the
    valid ones.
-3. `recipes/evaluate.py --split published` on the same shards: only the test antibodies are scored; localization
+3. `recipes/evaluate_model.py --split published` on the same shards: only the test antibodies are scored; localization
    per seed and for the ensemble, k-means and Leiden clustering, replicate (antibody) and MoA retrieval
    with copairs on per-field profiles normalised per plate (MoA analogue: the antibodies' localization, so positives
    are other antibodies of the same pattern); then again with `--grouping "Grouping 3"`.
@@ -56,7 +56,7 @@ def make_shards(workdir: Path) -> tuple[Path, dict]:
     import pandas as pd
 
     from subcell_hf.data.shards import write_shards
-    from subcell_hf.data.synth import PATTERNS, generate_dataset
+    from subcell_hf.data.synthetic import PATTERNS, generate_dataset
 
     manifest = pd.read_csv(
         generate_dataset(workdir / "fields", num_fields=NUM_FIELDS, num_antibodies=NUM_ANTIBODIES, image_size=256,
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     training = json.loads((workdir / "classifiers" / "training.json").read_text())
     summary = {
-        "what": "recipes/train_classifiers.py + recipes/evaluate.py with --split published on synthetic shards "
+        "what": "recipes/train_classifiers.py + recipes/evaluate_model.py with --split published on synthetic shards "
         "named with real antibody ids (random tiny encoder: the numbers show the protocol, not a model)",
         "antibodies": data["antibodies"],
         "fields": data["fields"],

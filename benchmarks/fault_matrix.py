@@ -100,8 +100,8 @@ class Matrix:
 
 
 def build_fixtures(work: Path) -> dict:
-    from subcell_hf.convert import convert_release
-    from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
+    from subcell_hf.hub.convert import convert_release
+    from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files
     from subcell_hf.variants import RELEASES
     from tests.inference.conftest import write_crop_files, write_wrapper_csv
 
@@ -299,7 +299,7 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
 
 def shard_cases(matrix: Matrix, fx: dict) -> None:
     from subcell_hf.data.shards import write_shards
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     work = matrix.work
     manifest = generate_dataset(work / "fields", num_fields=2, num_antibodies=2, image_size=256, seed=0,
@@ -320,14 +320,14 @@ def shard_cases(matrix: Matrix, fx: dict) -> None:
 
 def pretrain_cases(matrix: Matrix) -> None:
     from subcell_hf.pretraining.checkpoints import list_checkpoints
-    from subcell_hf.pretraining.synthetic import prepare_synthetic_shards
+    from subcell_hf.data.synthetic import prepare_synthetic_shards
 
     work = matrix.work
     status, text = run_pretrain(["--config", str(work / "nowhere.yaml")])
     matrix.check("pretrain", "--config of a missing file", "exit 2 naming the file", status, text,
                  "nowhere.yaml" in text)
     bad = work / "bad.yaml"
-    bad.write_text("model:\n  model_type: vit-prots-pool\ndata: [unclosed\n")
+    bad.write_text("model:\n  family: vit-prots-pool\ndata: [unclosed\n")
     status, text = run_pretrain(["--config", str(bad)])
     matrix.check("pretrain", "a YAML syntax error", "exit 2 naming file and line", status, text, "line" in text)
 

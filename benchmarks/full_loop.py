@@ -2,12 +2,12 @@
 
     python benchmarks/full_loop.py --output outputs/full_loop          # ~4 min on 2 CPU cores
 
-1. data: two synthetic HPA-like datasets (`subcell_hf.data.synth`, 20 antibodies over 10 patterns, 2 per pattern),
+1. data: two synthetic HPA-like datasets (`subcell_hf.data.synthetic`, 20 antibodies over 10 patterns, 2 per pattern),
    one for training and one of held-out fields for testing, cropped to 64-px cells in WebDataset shards;
 2. pretraining: `recipes/pretrain.py --config tiny` (MAE-CellS-ProtS-Pool objectives, 2-layer 64-wide ViT);
 3. ensemble: `recipes/train_classifiers.py` (10 heads, seeds 0-9) on the pretrained encoder, launched on 2
    processes with `accelerate launch`; the same on a randomly initialised encoder as the baseline;
-4. evaluation: `recipes/evaluate.py` on the test shards (localization, clustering, antibody retrieval);
+4. evaluation: `recipes/evaluate_model.py` on the test shards (localization, clustering, antibody retrieval);
 5. card: README.md with the measured `model-index`;
 6. cache: the folder placed in a local Hugging Face cache (`subcell_hf.hub.publish.fill_cache`) as
    `synthetic-loop/all_channels-mae-cells-prots-pool`;
@@ -89,7 +89,7 @@ def launch(script: str, arguments: list[str], log: Path, processes: int = 1) -> 
 
 def make_data(output: Path) -> dict:
     from subcell_hf.data.shards import write_shards
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     summary = {}
     for split, seed, fields in (("train", 0, 80), ("test", 1, 40)):
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         evaluation_dir = output / f"evaluation_{name}"
         launch(
-            "recipes/evaluate.py",
+            "recipes/evaluate_model.py",
             [
                 "--model",
                 str(classifiers_dir / "model"),

@@ -128,10 +128,10 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # ---------------------------------------------------------------------------------------------- 1. correctness
 def step_correctness(device: torch.device, quick: bool, budget: Budget, work: Path, result: dict) -> dict:
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
     from subcell_hf.inference.embed import CellBatches, model_inputs
     from subcell_hf.inference.inputs import Cell, CellSource
-    from subcell_hf.synthetic_release import TINY_ARCHITECTURE, OriginalArchitecture, write_release_files
+    from subcell_hf.data.synthetic import TINY_ARCHITECTURE, OriginalArchitecture, write_release_files
     from subcell_hf.variants import RELEASES
 
     release = RELEASES["all_channels-vit-prots-pool"]
@@ -389,7 +389,7 @@ def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Pa
     from subcell_hf.data.augment import TwoViewAugmentation
     from subcell_hf.data.loader import build_pretraining_loader
     from subcell_hf.data.shards import write_shards
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
     from subcell_hf.pretraining.config import load_config
 
     presets = ("tiny",) if quick else PAPER_PRESETS
@@ -515,7 +515,7 @@ def run_suite(output: Path, quick: bool, budget_s: float, only: list[str] | None
 
 
 def write_report(report: dict, output: Path) -> None:
-    from subcell_hf.atomic import atomic_write_text
+    from subcell_hf.utils.atomic_writes import atomic_write_text
 
     atomic_write_text(output / "suite.json", json.dumps(report, indent=2, default=str) + "\n")
     atomic_write_text(output / "suite.md", markdown(report))

@@ -2,7 +2,7 @@
 
 What it shows, and only that (docs/pretraining.md, "Learning check"):
 
-1. Data: synthetic HPA-like fields (`subcell_hf.data.synth`, one localization pattern per antibody) **with nuisance
+1. Data: synthetic HPA-like fields (`subcell_hf.data.synthetic`, one localization pattern per antibody) **with nuisance
    factors**: each cell line has its own per-channel brightness and cell size, each plate its own camera offset,
    drawn independently of the pattern. Two disjoint sets of antibodies: 20 for pretraining, 20 others (2 per
    pattern) held out of pretraining entirely, on which every probe is trained and tested.
@@ -42,7 +42,7 @@ from transformers import AutoModel  # noqa: E402
 
 import subcell_hf  # noqa: E402, F401
 from subcell_hf.data.shards import iter_records, write_shards  # noqa: E402
-from subcell_hf.data.synth import generate_dataset  # noqa: E402
+from subcell_hf.data.synthetic import generate_dataset  # noqa: E402
 from subcell_hf.evaluation.functional import localization_metrics, retrieval_metrics  # noqa: E402
 from subcell_hf.models import SubCellModel  # noqa: E402
 from subcell_hf.pretraining.config import load_config  # noqa: E402

@@ -76,7 +76,7 @@ def measure(preset: str, device: str, deepspeed: bool, records: int | None, step
     model = SubCellForPreTraining(model_config)
     optimizer = build_optimizer(model, 1e-4)
     model, optimizer = accelerator.prepare(model, optimizer)
-    augmentation = TwoViewAugmentation.for_model_type(config.model.model_type).to(accelerator.device)
+    augmentation = TwoViewAugmentation.for_family(config.model.family).to(accelerator.device)
 
     cells = records * cells_per_record
     size = model_config.image_size

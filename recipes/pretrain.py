@@ -25,7 +25,7 @@ from accelerate import PartialState
 import subcell_hf  # noqa: F401  (registers the Auto classes)
 from subcell_hf.pretraining.config import parse_args
 from subcell_hf.pretraining.trainer import InvalidRunError, NonFiniteLossError, train
-from subcell_hf.processes import quiet_deepspeed_probe
+from subcell_hf.utils.processes import quiet_deepspeed_probe
 
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PREEMPTED_EXIT_CODE = 143

@@ -1,6 +1,6 @@
 """Publish the 8 SubCell releases to the Hugging Face Hub, or into a local Hugging Face cache.
 
-From a folder of original release files (the published layout: `<prefix>_<ModelType>.pth` and
+From a folder of original release files (the published layout: `<prefix>_<ModelFamily>.pth` and
 `<prefix>_<ViT|MAE>_MLP_classifier/classifier_seed_<k>.pth`), each variant is converted, checked, given its
 ensemble and its model card, then:
 

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from subcell_hf.processes import quiet_deepspeed_probe
+    from subcell_hf.utils.processes import quiet_deepspeed_probe
 
     quiet_deepspeed_probe()
     from subcell_hf.classifiers import CLASS_SETS, ClassifierTrainingConfig, train_localization_model
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except (EmbeddingSettingsError, OSError, KeyError, ValueError) as error:  # OSError: missing, read-only, busy
         print(f"train_classifiers: error: {error}", file=sys.stderr)
         return 2
-    from subcell_hf.processes import process_state
+    from subcell_hf.utils.processes import process_state
 
     if process_state().is_main_process:
         import json

@@ -28,7 +28,7 @@ _LAZY_NAMES = {
     "SubCellModel": "subcell_hf.models.modeling_subcell",
     "SubCellModelOutput": "subcell_hf.models.modeling_subcell",
     "SubCellPreTrainedModel": "subcell_hf.models.modeling_subcell",
-    "LocalizationPredictor": "subcell_hf.predict",
+    "LocalizationPredictor": "subcell_hf.inference.predictor",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
         SubCellPreTrainedModel,
         min_max_normalize,
     )
-    from .predict import LocalizationPredictor
+    from .inference.predictor import LocalizationPredictor
 
 
 def __getattr__(name: str) -> Any:

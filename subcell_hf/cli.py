@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shards": ("shards", "crop cells from fields of view into WebDataset shards of antibody records"),
     "embed": ("embed", "embed cells (wrapper CSV, fields of view or shards) to AnnData / Parquet / .npy"),
     "plot": ("plot", "UMAP/PCA map of an embedding run and a grid of its attention maps"),
+    "demo": ("demo", "the main job end to end on the built-in synthetic default (what `make demo` runs)"),
 }
 
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     named = [arg for arg in argv if arg in COMMANDS][:1]  # the first command word; none for `subcell-hf --help`
     args = build_parser(named).parse_args(argv)
-    from .processes import quiet_deepspeed_probe
+    from .utils.processes import quiet_deepspeed_probe
 
     quiet_deepspeed_probe()
     return int(args._run(args) or 0)

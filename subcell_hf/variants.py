@@ -1,4 +1,4 @@
-"""The published SubCell releases: 4 channel variants x 2 model types = 8 Hub repos (docs/model.md, section 5).
+"""The published SubCell releases: 4 channel variants x 2 model families = 8 Hub repos (docs/model.md, section 5).
 
 One table, read by the converter, the Hub cards, the push recipe, the CLI and the tests.
 """
@@ -37,7 +37,7 @@ class ChannelVariant:
 
 
 @dataclass(frozen=True)
-class ModelType:
+class ModelFamily:
     """A training recipe of the released models."""
 
     name: str  # e.g. "vit-prots-pool", used in Hub repo names
@@ -57,11 +57,11 @@ CHANNEL_VARIANTS: dict[str, ChannelVariant] = {
     )
 }
 
-MODEL_TYPES: dict[str, ModelType] = {
+MODEL_FAMILIES: dict[str, ModelFamily] = {
     t.name: t
     for t in (
-        ModelType("vit-prots-pool", "ViT-ProtS-Pool", "ViT", "learned", ("protein-specific contrastive (SupCon)",)),
-        ModelType(
+        ModelFamily("vit-prots-pool", "ViT-ProtS-Pool", "ViT", "learned", ("protein-specific contrastive (SupCon)",)),
+        ModelFamily(
             "mae-cells-prots-pool",
             "MAE-CellS-ProtS-Pool",
             "MAE",
@@ -81,26 +81,26 @@ for _variant in CHANNEL_VARIANTS.values():
 
 @dataclass(frozen=True)
 class Release:
-    """One published model: a channel variant trained with one model type."""
+    """One published model: a channel variant trained with one model family."""
 
     variant: ChannelVariant
-    model_type: ModelType
+    family: ModelFamily
 
     @property
     def name(self) -> str:
         """Hub repo name without namespace, e.g. `all_channels-vit-prots-pool`."""
-        return f"{self.variant.name}-{self.model_type.name}"
+        return f"{self.variant.name}-{self.family.name}"
 
     def repo_id(self, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{namespace}/{self.name}"
 
     @property
     def encoder_filename(self) -> str:
-        return f"{self.variant.file_prefix}_{self.model_type.original_name}.pth"
+        return f"{self.variant.file_prefix}_{self.family.original_name}.pth"
 
     @property
     def classifier_dirname(self) -> str:
-        return f"{self.variant.file_prefix}_{self.model_type.classifier_tag}_MLP_classifier"
+        return f"{self.variant.file_prefix}_{self.family.classifier_tag}_MLP_classifier"
 
     def classifier_filenames(self, count: int = NUM_RELEASED_CLASSIFIERS) -> list[str]:
         return [f"{self.classifier_dirname}/{CLASSIFIER_FILE_TEMPLATE.format(seed=k)}" for k in range(count)]
@@ -112,7 +112,7 @@ class Release:
 
 
 RELEASES: dict[str, Release] = {
-    r.name: r for r in (Release(v, t) for v in CHANNEL_VARIANTS.values() for t in MODEL_TYPES.values())
+    r.name: r for r in (Release(v, t) for v in CHANNEL_VARIANTS.values() for t in MODEL_FAMILIES.values())
 }
 
 

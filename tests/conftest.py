@@ -19,7 +19,7 @@ from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 
 import subcell_hf  # noqa: E402, F401  (registers the Auto classes)
 from subcell_hf import SubCellConfig  # noqa: E402
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files  # noqa: E402
+from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files  # noqa: E402
 from subcell_hf.variants import RELEASES  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def tiny_release_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_converted(tiny_release_dir, tmp_path_factory):
     """`all_channels-vit-prots-pool` converted from tiny original files: a save_pretrained folder path."""
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
 
     out = tmp_path_factory.mktemp("converted") / "all_channels-vit-prots-pool"
     convert_release(RELEASES["all_channels-vit-prots-pool"], tiny_release_dir, out)

@@ -79,7 +79,7 @@ def _relative(path: Path) -> str:
 # --------------------------------------------------------------------------------------------- workspace
 def _fill_hub_cache(hub_dir: Path, release_dir: Path, model_root: Path) -> None:
     """Every release converted from tiny original files, laid out as a Hub cache snapshot under its repo id."""
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
     from subcell_hf.variants import RELEASES
 
     commit = "0" * 40
@@ -109,7 +109,7 @@ def _write_cell(workdir: Path) -> None:
 @pytest.fixture(scope="module")
 def doc_workspace(tmp_path_factory, tiny_release_dir):
     from subcell_hf.data.io import write_image
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("docs")
     workdir, hf_home = root / "work", root / "hf_home"

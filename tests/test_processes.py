@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 from accelerate.utils import DistributedType
 
-from subcell_hf.processes import check_distributed, use_cpu_processes
+from subcell_hf.utils.processes import check_distributed, use_cpu_processes
 
 
 def test_cpu_process_group_when_asked_or_without_cuda(monkeypatch):
@@ -38,7 +38,7 @@ def test_processes_that_would_run_alone_are_refused(monkeypatch):
 
 
 def test_deepspeed_is_told_the_cpu_accelerator_only_without_cuda(monkeypatch):
-    from subcell_hf.processes import quiet_deepspeed_probe
+    from subcell_hf.utils.processes import quiet_deepspeed_probe
 
     monkeypatch.delenv("DS_ACCELERATOR", raising=False)
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)

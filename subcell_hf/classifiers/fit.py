@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_directory, atomic_write_text, check_output_folder
+from ..utils.atomic_writes import atomic_directory, atomic_write_text, check_output_folder
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
 from .training import ClassifierTrainingConfig, TrainedClassifier, train_ensemble
@@ -103,7 +103,7 @@ def train_localization_model(
     from ..evaluation.embeddings import embed_shards
     from ..evaluation.splits import format_report, resolve_split
     from ..inference import EmbeddingSettingsError
-    from ..processes import process_state
+    from ..utils.processes import process_state
 
     antibody_split = resolve_split(split)  # a bad split file fails before the embedding pass
     state = process_state()

@@ -5,7 +5,7 @@ Either name a published release and the folder holding the release files:
 or give the files and the architecture facts yourself:
     subcell-hf convert --encoder all_channels_ViT-ProtS-Pool.pth \
         --classifiers all_channels_ViT_MLP_classifier/classifier_seed_*.pth \
-        --channels microtubules er dna protein --model-type vit-prots-pool --output ./converted
+        --channels microtubules er dna protein --family vit-prots-pool --output ./converted
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..models import HPA_CHANNELS
-    from ..variants import MODEL_TYPES, RELEASES
+    from ..variants import MODEL_FAMILIES, RELEASES
 
     parser.add_argument("--release", choices=sorted(RELEASES), help="a published release (Hub repo name)")
     parser.add_argument("--release-dir", help="folder with the published file layout (with --release)")
     parser.add_argument("--encoder", help="original encoder .pth (instead of --release)")
     parser.add_argument("--classifiers", nargs="*", default=[], help="original classifier_seed_<k>.pth files")
     parser.add_argument("--channels", nargs="+", choices=HPA_CHANNELS, help="channel names in order (with --encoder)")
-    parser.add_argument("--model-type", choices=sorted(MODEL_TYPES), help="model type (with --encoder)")
+    parser.add_argument("--family", choices=sorted(MODEL_FAMILIES), help="model family (with --encoder)")
     parser.add_argument("--no-classifiers", action="store_true", help="with --release: convert the encoder alone")
     parser.add_argument("--output", required=True, help="folder to write (save_pretrained layout)")
     parser.add_argument(
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..convert import CheckpointMismatchError, convert_checkpoint, convert_release, position_embedding_type_for
+    from ..hub.convert import CheckpointMismatchError, convert_checkpoint, convert_release, position_embedding_type_for
     from ..variants import get_release
 
     try:
@@ -50,13 +50,13 @@ def run(args: argparse.Namespace) -> int:
                 released_classifiers=not args.any_classifier_architecture,
             )
         else:
-            if not (args.encoder and args.channels and args.model_type):
-                raise ValueError("give either --release and --release-dir, or --encoder, --channels and --model-type")
+            if not (args.encoder and args.channels and args.family):
+                raise ValueError("give either --release and --release-dir, or --encoder, --channels and --family")
             _, report = convert_checkpoint(
                 args.encoder,
                 sorted(args.classifiers, key=_seed_order),
                 channel_names=args.channels,
-                position_embedding_type=position_embedding_type_for(args.model_type),
+                position_embedding_type=position_embedding_type_for(args.family),
                 output_dir=args.output,
                 overwrite=args.overwrite,
                 released_classifiers=not args.any_classifier_architecture,

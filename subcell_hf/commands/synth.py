@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.synth import generate_dataset
+    from ..data.synthetic import generate_dataset
 
     try:
         manifest = generate_dataset(

@@ -13,7 +13,7 @@ device, with the release's parameters.
    applies with p=0.5. Image and mask are warped by the same sampling grid in one `grid_sample` call (the mask is
    kept where it is >= 0.5), so the mask moves with the image. Outside the cell crop is zero;
 3. photometric, on the views in `photometric_views` (view 2 for MAE-CellS-ProtS-Pool, both views for
-   ViT-ProtS-Pool: `for_model_type`), per cell, in this order: zero one non-protein channel (p=0.25, only with
+   ViT-ProtS-Pool: `for_family`), per cell, in this order: zero one non-protein channel (p=0.25, only with
    more than two channels); multiply the protein channel by U(0, 2) / max(cell) (p=0.25); per channel, brightness
    and contrast factors from U(0.5, 1.5) in random order (ColorJitter, always); then per cell either blur
    (each channel with p=0.5: 7x7 Gaussian, sigma from U(0.1, 2)) or sharpen (each channel with p=0.5 x 0.5:
@@ -41,12 +41,12 @@ from ..models.image_processing_subcell import min_max_normalize
 @dataclass(frozen=True)
 class AugmentationConfig:
     """The augmentation hyper-parameters; the defaults are the release's (MAE-CellS-ProtS-Pool: photometric changes
-    on view 2 only; `for_model_type`)."""
+    on view 2 only; `for_family`)."""
 
     @classmethod
-    def for_model_type(cls, model_type: str, **overrides) -> "AugmentationConfig":
-        """The release's settings for a model type: ViT-ProtS-Pool applies the photometric changes to both views."""
-        views = (1, 2) if model_type == "vit-prots-pool" else (2,)
+    def for_family(cls, family: str, **overrides) -> "AugmentationConfig":
+        """The release's settings for a model family: ViT-ProtS-Pool applies the photometric changes to both views."""
+        views = (1, 2) if family == "vit-prots-pool" else (2,)
         return cls(**{"photometric_views": views, **overrides})
 
 
@@ -104,9 +104,9 @@ class TwoViewAugmentation(nn.Module):
             raise ValueError(f"photometric_views must name views 1 and/or 2, found {self.config.photometric_views}")
 
     @classmethod
-    def for_model_type(cls, model_type: str, **overrides) -> "TwoViewAugmentation":
+    def for_family(cls, family: str, **overrides) -> "TwoViewAugmentation":
         """The release's augmentation for `mae-cells-prots-pool` or `vit-prots-pool`."""
-        return cls(AugmentationConfig.for_model_type(model_type), **overrides)
+        return cls(AugmentationConfig.for_family(family), **overrides)
 
     def extra_repr(self) -> str:
         return repr(self.config)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..utils.atomic_writes import atomic_path
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

@@ -53,7 +53,7 @@ from .crops import (
     find_cells,
     read_field,
 )
-from ..atomic import atomic_write_text, check_replaceable, mark_output
+from ..utils.atomic_writes import atomic_write_text, check_replaceable, mark_output
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
 SHARD_PATTERN = "shard-%06d.tar"

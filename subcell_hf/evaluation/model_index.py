@@ -11,7 +11,7 @@ A results JSON describes what one model scored on one dataset:
      "protocol": {...}, "report": {...}}
 
 `config` (optional) says which variant of a metric an entry is (`ensemble`, `seed-mean`, `kmeans`, `leiden`,
-`replicate-retrieval`...); `protocol` and `report` (optional, written by `recipes/evaluate.py`) record how the
+`replicate-retrieval`...); `protocol` and `report` (optional, written by `recipes/evaluate_model.py`) record how the
 numbers were made and the full report behind them (per-seed values, per-class APs).
 
 `model_index_from_results` turns one or several of them into the `model-index` list of a model card through
@@ -29,7 +29,7 @@ from typing import Any
 from huggingface_hub import EvalResult
 from huggingface_hub.repocard_data import eval_results_to_model_index
 
-from ..atomic import atomic_write_text
+from ..utils.atomic_writes import atomic_write_text
 from .functional import METRIC_NAMES
 
 LOCALIZATION_TASK: dict[str, str] = {"type": "image-classification", "name": "Protein localization"}

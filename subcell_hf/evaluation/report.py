@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..atomic import atomic_path, atomic_write_text
+from ..utils.atomic_writes import atomic_path, atomic_write_text
 from .functional import LOCALIZATION_METRICS, METRIC_NAMES
 
 REPORT_NAME = "report.md"

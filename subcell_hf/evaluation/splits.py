@@ -2,7 +2,7 @@
 
 The paper's classifiers and metrics use one fixed split of HPA antibodies (10,433 train / 1,487 validation /
 3,460 test), vendored in `subcell_hf/evaluation/data/splits/` (see the README there for the source and licence).
-`resolve_split` turns the `--split` option of `recipes/train_classifiers.py` and `recipes/evaluate.py` into an
+`resolve_split` turns the `--split` option of `recipes/train_classifiers.py` and `recipes/evaluate_model.py` into an
 `AntibodySplit`:
 
 - `"published"`: the vendored lists;

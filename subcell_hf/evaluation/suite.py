@@ -1,4 +1,4 @@
-"""Run the model card's metrics over labelled cells, following the paper's protocol (`recipes/evaluate.py`).
+"""Run the model card's metrics over labelled cells, following the paper's protocol (`recipes/evaluate_model.py`).
 
 1. Split: with an antibody split (`published` by default, or a split file) only the cells of its `test` list are
    evaluated, and how many antibodies of each list the data holds is recorded; `random` evaluates every cell.
@@ -94,7 +94,7 @@ class Evaluation:
         """How it was measured, in one paragraph (the results JSON `source`)."""
         protocol = self.protocol
         parts = [
-            f"subcell_hf {__version__} recipes/evaluate.py over {self.counts.get('cells', 0)} cells "
+            f"subcell_hf {__version__} recipes/evaluate_model.py over {self.counts.get('cells', 0)} cells "
             f"(antibody split: {protocol.get('split', 'random')})"
         ]
         if self.localization:

@@ -1,10 +1,10 @@
 """Model cards for the 8 SubCell Hub repositories, rendered from ONE template and the variant table.
 
-Everything a card states about a release comes from `subcell_hf.variants` (channels, model type, objectives,
+Everything a card states about a release comes from `subcell_hf.variants` (channels, model family, objectives,
 position embeddings, source file names), the model defaults in `SubCellConfig`, the class list
 `LOCALIZATION_CLASSES` and two optional per-release inputs kept next to the generated cards:
 
-- ``<cards_dir>/results/<repo-name>.json``: metrics this project measured (written by ``recipes/evaluate.py``);
+- ``<cards_dir>/results/<repo-name>.json``: metrics this project measured (written by ``recipes/evaluate_model.py``);
   the only source of the card's ``model-index``. Schema (one object or a list): see
   `subcell_hf.evaluation.model_index`.
 - ``<cards_dir>/sources/<repo-name>.json``: the sha256 of the original release files, as the ``sources`` block of
@@ -32,7 +32,7 @@ from ..evaluation.model_index import model_index_from_results, validate_results
 from ..models import LOCALIZATION_CLASSES, SubCellConfig, SubCellForProteinLocalization
 from ..models.image_processing_subcell import MIN_MAX_EPSILON
 from ..variants import CHANNEL_DESCRIPTIONS, DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release, get_release
-from ..atomic import atomic_write_text
+from ..utils.atomic_writes import atomic_write_text
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md"
 DEFAULT_CARDS_DIR = Path("hub_cards")
@@ -56,13 +56,13 @@ TAGS = (
     "multi-label-classification",
     "subcell",
 )
-#: Tags per training objective (keys are `ModelType.objectives` entries).
+#: Tags per training objective (keys are `ModelFamily.objectives` entries).
 OBJECTIVE_TAGS = {
     "protein-specific contrastive (SupCon)": "contrastive-learning",
     "cell-specific contrastive (NT-Xent)": "contrastive-learning",
     "masked-autoencoder reconstruction": "masked-autoencoder",
 }
-#: One sentence per training objective for the card (keys are `ModelType.objectives` entries).
+#: One sentence per training objective for the card (keys are `ModelFamily.objectives` entries).
 OBJECTIVE_EXPLANATIONS = {
     "protein-specific contrastive (SupCon)": "crops of cells stained with the same antibody are pulled together, "
     "crops of other antibodies pushed apart, so the embedding captures the protein's localization pattern.",
@@ -161,7 +161,7 @@ def parameter_counts(channels: tuple[str, ...]) -> tuple[int, int]:
 
 def card_data(release: Release, results: list[dict] | None = None) -> ModelCardData:
     """The card's YAML metadata. `model-index` only from measured `results`."""
-    tags = list(TAGS) + sorted({OBJECTIVE_TAGS[o] for o in release.model_type.objectives})
+    tags = list(TAGS) + sorted({OBJECTIVE_TAGS[o] for o in release.family.objectives})
     model_index = {"model-index": model_index_from_results(results)} if results else {}
     return ModelCardData(
         library_name="transformers",
@@ -174,7 +174,7 @@ def card_data(release: Release, results: list[dict] | None = None) -> ModelCardD
 
 
 def _template_context(release: Release, namespace: str, sources: dict[str, str] | None, results) -> dict:
-    variant, model_type = release.variant, release.model_type
+    variant, family = release.variant, release.family
     config = SubCellConfig(channel_names=list(variant.channels))
     encoder_parameters, ensemble_parameters = parameter_counts(variant.channels)
     channel_names = list(variant.channels)
@@ -182,7 +182,7 @@ def _template_context(release: Release, namespace: str, sources: dict[str, str] 
     return {
         "repo_id": release.repo_id(namespace),
         "variant": variant,
-        "model_type": model_type,
+        "family": family,
         "channel_phrase": " + ".join(_CHANNEL_LABELS[c] for c in channel_names),
         "channel_names": channel_names,
         "channels": [
@@ -195,13 +195,13 @@ def _template_context(release: Release, namespace: str, sources: dict[str, str] 
             {
                 "repo_id": other.repo_id(namespace),
                 "channels": ", ".join(other.variant.channels),
-                "model_type": other.model_type.original_name,
+                "family": other.family.original_name,
                 "is_this": other.name == release.name,
             }
             for other in RELEASES.values()
         ],
-        "objectives": [{"name": o, "explanation": OBJECTIVE_EXPLANATIONS[o]} for o in model_type.objectives],
-        "position_embeddings": POSITION_EMBEDDINGS[model_type.position_embedding_type],
+        "objectives": [{"name": o, "explanation": OBJECTIVE_EXPLANATIONS[o]} for o in family.objectives],
+        "position_embeddings": POSITION_EMBEDDINGS[family.position_embedding_type],
         "num_classifiers": NUM_RELEASED_CLASSIFIERS,
         "config": config,
         "encoder_parameters": f"{encoder_parameters:,}",

@@ -6,7 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..utils.atomic_writes import atomic_path
 
 
 def file_hashes(path: str | Path, chunk_size: int = 1 << 22) -> tuple[str, str]:

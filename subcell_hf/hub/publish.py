@@ -27,10 +27,10 @@ from huggingface_hub.file_download import repo_folder_name
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
+from .convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
 from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
 from .cards import SOURCES_DIRNAME, release_inputs, render_card
-from ..atomic import OUTPUT_MARKER, atomic_write_text
+from ..utils.atomic_writes import OUTPUT_MARKER, atomic_write_text
 from .files import copy_atomic, file_hashes
 
 CARD_FILE = "README.md"
@@ -162,7 +162,7 @@ def _config_problems(folder: Path, release: Release) -> list[str]:
     config = json.loads((folder / "config.json").read_text())
     expected = {
         "channel_names": list(release.variant.channels),
-        "position_embedding_type": release.model_type.position_embedding_type,
+        "position_embedding_type": release.family.position_embedding_type,
         "num_classifiers": NUM_RELEASED_CLASSIFIERS,
         "model_variant": release.name,
     }

@@ -56,7 +56,7 @@ def save_attention_png(path: str | os.PathLike, protein: np.ndarray, attention: 
     """Write `attention_overlay(protein, attention)` as a PNG, atomically."""
     from PIL import Image
 
-    from ..atomic import atomic_path
+    from ..utils.atomic_writes import atomic_path
 
     with atomic_path(path) as temporary:
         Image.fromarray(attention_overlay(protein, attention)).save(temporary, format="PNG")

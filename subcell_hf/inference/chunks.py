@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path, atomic_write_text, remove_stale_partials
+from ..utils.atomic_writes import atomic_path, atomic_write_text, remove_stale_partials
 
 RUN_FILE = "run.json"
 CHUNK_TEMPLATE = "chunk-{index:06d}.npz"

@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from .. import __version__
-from ..atomic import exclusive_output, remove_stale_partials
-from ..processes import process_state
+from ..utils.atomic_writes import exclusive_output, remove_stale_partials
+from ..utils.processes import process_state
 from ..options import PRECISION_NAMES, default_runtime
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize

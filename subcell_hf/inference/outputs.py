@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path, atomic_write_text
+from ..utils.atomic_writes import atomic_path, atomic_write_text
 from ..options import OUTPUT_FORMATS
 from .chunks import ChunkResult
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..utils.atomic_writes import atomic_path
 from ..options import DEFAULT_COLOR, MAP_METHODS
 
 MAX_CATEGORIES = 20

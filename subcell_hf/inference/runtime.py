@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..atomic import atomic_path, atomic_write_text
+from ..utils.atomic_writes import atomic_path, atomic_write_text
 from ..options import RUNTIMES
 
 if TYPE_CHECKING:

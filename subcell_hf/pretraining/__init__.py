@@ -3,10 +3,10 @@ losses, the optimiser and schedule, and the training loop that `recipes/pretrain
 
 from transformers import AutoConfig, AutoModelForPreTraining
 
-from .configuration_pretraining import MODEL_TYPE_OBJECTIVES, SubCellPreTrainingConfig
+from .configuration_pretraining import FAMILY_OBJECTIVES, SubCellPreTrainingConfig
 from .modeling_pretraining import SubCellForPreTraining, SubCellPreTrainingOutput
 
 AutoConfig.register(SubCellPreTrainingConfig.model_type, SubCellPreTrainingConfig, exist_ok=True)
 AutoModelForPreTraining.register(SubCellPreTrainingConfig, SubCellForPreTraining, exist_ok=True)
 
-__all__ = ["MODEL_TYPE_OBJECTIVES", "SubCellForPreTraining", "SubCellPreTrainingConfig", "SubCellPreTrainingOutput"]
+__all__ = ["FAMILY_OBJECTIVES", "SubCellForPreTraining", "SubCellPreTrainingConfig", "SubCellPreTrainingOutput"]

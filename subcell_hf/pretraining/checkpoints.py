@@ -28,7 +28,7 @@ import torch
 from accelerate import Accelerator
 from safetensors import SafetensorError, safe_open
 
-from ..atomic import atomic_write_text
+from ..utils.atomic_writes import atomic_write_text
 
 CHECKPOINT_DIRNAME = "checkpoints"
 _CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")

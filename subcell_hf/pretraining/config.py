@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from ..variants import CHANNEL_VARIANTS, MODEL_TYPES
+from ..variants import CHANNEL_VARIANTS, MODEL_FAMILIES
 from .configuration_pretraining import SubCellPreTrainingConfig
 
 
@@ -26,8 +26,8 @@ from .configuration_pretraining import SubCellPreTrainingConfig
 class ModelConfig:
     """What to train."""
 
-    model_type: str = field(
-        default="mae-cells-prots-pool", metadata={"help": f"one of {sorted(MODEL_TYPES)}: objectives and positions"}
+    family: str = field(
+        default="mae-cells-prots-pool", metadata={"help": f"one of {sorted(MODEL_FAMILIES)}: objectives and positions"}
     )
     channel_variant: str = field(default="all_channels", metadata={"help": f"one of {sorted(CHANNEL_VARIANTS)}"})
     config_overrides: dict[str, Any] = field(
@@ -41,8 +41,8 @@ class ModelConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
 
     def build_config(self) -> SubCellPreTrainingConfig:
-        config = SubCellPreTrainingConfig.for_model_type(
-            self.model_type,
+        config = SubCellPreTrainingConfig.for_family(
+            self.family,
             channel_names=list(CHANNEL_VARIANTS[self.channel_variant].channels),
             **self.config_overrides,
         )
@@ -125,7 +125,7 @@ class EvalConfig:
 
 
 @dataclass
-class PretrainingConfig:
+class PretrainRecipeConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -136,8 +136,8 @@ class PretrainingConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.model.model_type not in MODEL_TYPES:
-            raise ValueError(f"model.model_type must be one of {sorted(MODEL_TYPES)}, found {self.model.model_type!r}")
+        if self.model.family not in MODEL_FAMILIES:
+            raise ValueError(f"model.family must be one of {sorted(MODEL_FAMILIES)}, found {self.model.family!r}")
         if self.model.channel_variant not in CHANNEL_VARIANTS:
             raise ValueError(
                 f"model.channel_variant must be one of {sorted(CHANNEL_VARIANTS)}, found {self.model.channel_variant!r}"
@@ -232,7 +232,7 @@ class PretrainingConfig:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "PretrainingConfig":
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "PretrainRecipeConfig":
         sections = {}
         known = {f.name: f for f in dataclasses.fields(cls)}
         for section, entries in (values or {}).items():
@@ -323,9 +323,9 @@ def build_argument_parser(description: str | None = None) -> argparse.ArgumentPa
         "--resume", nargs="?", const="auto", default=None,
         help="continue from the latest checkpoint in train.output_dir (or from the given checkpoint folder)",
     )
-    defaults = PretrainingConfig()
-    for section in dataclasses.fields(PretrainingConfig):
-        section_type = typing.get_type_hints(PretrainingConfig)[section.name]
+    defaults = PretrainRecipeConfig()
+    for section in dataclasses.fields(PretrainRecipeConfig):
+        section_type = typing.get_type_hints(PretrainRecipeConfig)[section.name]
         group = parser.add_argument_group(section.name, section_type.__doc__)
         for item in dataclasses.fields(section_type):
             default = getattr(getattr(defaults, section.name), item.name)
@@ -362,8 +362,8 @@ def _yaml_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"{text!r} is not a valid YAML value ({error})") from None
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainingConfig:
-    """A `PretrainingConfig` from a YAML file (or the defaults) with `{"section.field": value}` overrides on top."""
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PretrainRecipeConfig:
+    """A `PretrainRecipeConfig` from a YAML file (or the defaults) with `{"section.field": value}` overrides on top."""
     values: dict[str, dict[str, Any]] = {}
     source = "defaults"
     if path is not None:
@@ -375,10 +375,10 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     for dotted, value in (overrides or {}).items():
         section, _, name = dotted.partition(".")
         values.setdefault(section, {})[name] = value
-    return PretrainingConfig.from_dict(values, source=source)
+    return PretrainRecipeConfig.from_dict(values, source=source)
 
 
-def parse_args(argv: list[str] | None = None, description: str | None = None) -> tuple[PretrainingConfig, str | None]:
+def parse_args(argv: list[str] | None = None, description: str | None = None) -> tuple[PretrainRecipeConfig, str | None]:
     """Parse a command line into the run's configuration and the `--resume` value."""
     parser = build_argument_parser(description)
     arguments = vars(parser.parse_args(argv))
@@ -394,7 +394,7 @@ __all__ = [
     "EvalConfig",
     "ModelConfig",
     "OptimConfig",
-    "PretrainingConfig",
+    "PretrainRecipeConfig",
     "TrainConfig",
     "build_argument_parser",
     "load_config",

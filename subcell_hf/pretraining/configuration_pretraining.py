@@ -1,8 +1,8 @@
 """Configuration of `SubCellForPreTraining`: a `SubCellConfig` (the encoder and pooler) plus the pretraining heads
 and objectives of docs/pretraining.md, section 7.
 
-`SubCellPreTrainingConfig.for_model_type("mae-cells-prots-pool", channel_names=...)` gives the paper's settings for
-either released model type; `encoder_config()` gives back the plain `SubCellConfig` the exported encoder carries.
+`SubCellPreTrainingConfig.for_family("mae-cells-prots-pool", channel_names=...)` gives the paper's settings for
+either released model family; `encoder_config()` gives back the plain `SubCellConfig` the exported encoder carries.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import inspect
 
 from ..models import SubCellConfig
-from ..variants import MODEL_TYPES
+from ..variants import MODEL_FAMILIES
 
-#: Objective settings that distinguish the two released model types (docs/pretraining.md, section 7: "Weights").
-MODEL_TYPE_OBJECTIVES: dict[str, dict[str, float]] = {
+#: Objective settings that distinguish the two released model families (docs/pretraining.md, section 7: "Weights").
+FAMILY_OBJECTIVES: dict[str, dict[str, float]] = {
     "vit-prots-pool": dict(
         reconstruction_weight=0.0, cell_contrastive_weight=0.0, protein_contrastive_weight=1.0, mask_ratio=0.0
     ),
@@ -21,7 +21,7 @@ MODEL_TYPE_OBJECTIVES: dict[str, dict[str, float]] = {
         reconstruction_weight=1.0, cell_contrastive_weight=1.0, protein_contrastive_weight=0.1, mask_ratio=0.25
     ),
 }
-assert set(MODEL_TYPE_OBJECTIVES) == set(MODEL_TYPES)
+assert set(FAMILY_OBJECTIVES) == set(MODEL_FAMILIES)
 
 _ENCODER_ARGUMENTS = tuple(
     name for name in inspect.signature(SubCellConfig.__init__).parameters if name not in ("self", "kwargs")
@@ -107,15 +107,15 @@ class SubCellPreTrainingConfig(SubCellConfig):
         super().__init__(**kwargs)
 
     @classmethod
-    def for_model_type(
-        cls, model_type: str, channel_names: list[str] | tuple[str, ...] | None = None, **overrides
+    def for_family(
+        cls, family: str, channel_names: list[str] | tuple[str, ...] | None = None, **overrides
     ) -> "SubCellPreTrainingConfig":
-        """The paper's settings for a released model type (`"vit-prots-pool"` or `"mae-cells-prots-pool"`):
+        """The paper's settings for a released model family (`"vit-prots-pool"` or `"mae-cells-prots-pool"`):
         position embeddings, loss weights and mask ratio; `overrides` win over them."""
-        if model_type not in MODEL_TYPES:
-            raise ValueError(f"unknown model type {model_type!r}; expected one of {sorted(MODEL_TYPES)}")
-        values: dict = dict(MODEL_TYPE_OBJECTIVES[model_type])
-        values["position_embedding_type"] = MODEL_TYPES[model_type].position_embedding_type
+        if family not in MODEL_FAMILIES:
+            raise ValueError(f"unknown model family {family!r}; expected one of {sorted(MODEL_FAMILIES)}")
+        values: dict = dict(FAMILY_OBJECTIVES[family])
+        values["position_embedding_type"] = MODEL_FAMILIES[family].position_embedding_type
         values.update(overrides)
         return cls(channel_names=channel_names, **values)
 
@@ -151,4 +151,4 @@ class SubCellPreTrainingConfig(SubCellConfig):
         )
 
 
-__all__ = ["MODEL_TYPE_OBJECTIVES", "SubCellPreTrainingConfig"]
+__all__ = ["FAMILY_OBJECTIVES", "SubCellPreTrainingConfig"]

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..atomic import atomic_path  # noqa: E402
+from ..utils.atomic_writes import atomic_path  # noqa: E402
 from .losses import NORM_PIX_EPSILON  # noqa: E402
 from .masking import patchify, unpatchify  # noqa: E402
 

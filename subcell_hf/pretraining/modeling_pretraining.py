@@ -21,7 +21,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..atomic import atomic_directory
+from ..utils.atomic_writes import atomic_directory
 from ..models import SubCellImageProcessor, SubCellModel, SubCellModelOutput
 from ..models.modeling_subcell import SubCellLayer, SubCellPreTrainedModel, sincos_position_embeddings
 from . import distributed
@@ -277,7 +277,7 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
     ) -> "SubCellForPreTraining":
         """Start pretraining from a released or exported `SubCellModel`: its encoder + pooler weights and
         hyper-parameters, fresh heads configured by `config_overrides` (e.g. the output of
-        `SubCellPreTrainingConfig.for_model_type(...).to_dict()` minus encoder keys)."""
+        `SubCellPreTrainingConfig.for_family(...).to_dict()` minus encoder keys)."""
         from ..model_loading import load_checked
 
         # a missing encoder tensor would start pretraining from random weights: an error naming it

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..data.augment import TwoViewAugmentation
 from ..data.loader import ShardIndex, ShardReadError, build_pretraining_loader
 from ..data.shards import SUMMARY_FILE, list_shards
-from ..processes import check_distributed, use_cpu_processes
+from ..utils.processes import check_distributed, use_cpu_processes
 from .checkpoints import (
     CheckpointError,
     PreemptionWatcher,
@@ -51,7 +51,7 @@ from .checkpoints import (
     save_checkpoint,
     trim_log,
 )
-from .config import PretrainingConfig
+from .config import PretrainRecipeConfig
 from .figures import save_attention_figure, save_reconstruction_figure
 from .modeling_pretraining import SubCellForPreTraining
 from .optim import build_lr_scheduler, build_optimizer
@@ -89,7 +89,7 @@ class TrainingResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def build_accelerator(config: PretrainingConfig) -> Accelerator:
+def build_accelerator(config: PretrainRecipeConfig) -> Accelerator:
     output_dir = Path(config.train.output_dir)
     handlers = []
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -110,7 +110,7 @@ def build_accelerator(config: PretrainingConfig) -> Accelerator:
     return accelerator
 
 
-def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
+def build_model(config: PretrainRecipeConfig) -> SubCellForPreTraining:
     model_config = config.model.build_config()
     if config.model.init_from:
         encoder_keys = model_config.encoder_config().to_dict()
@@ -123,7 +123,7 @@ def build_model(config: PretrainingConfig) -> SubCellForPreTraining:
     return model
 
 
-def configure_deepspeed(plugin, config: PretrainingConfig, num_processes: int) -> None:
+def configure_deepspeed(plugin, config: PretrainRecipeConfig, num_processes: int) -> None:
     """Fill the DeepSpeed values that Accelerate cannot infer because the loader is not `prepare`d (it splits by rank
     itself, see docs/data.md): train_batch_size = micro batch x accumulation x processes (DeepSpeed checks this
     rule), and our clipping."""
@@ -151,7 +151,7 @@ class Pretrainer:
     """Holds what a run needs; `run()` trains until the schedule ends, the session limit, a preemption signal or a
     non-finite loss."""
 
-    def __init__(self, config: PretrainingConfig, accelerator: Accelerator | None = None):
+    def __init__(self, config: PretrainRecipeConfig, accelerator: Accelerator | None = None):
         self.config = config
         check_shards("data.shards", config.data.shards)
         if config.data.validation_shards:
@@ -188,7 +188,7 @@ class Pretrainer:
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = TrainingState()
         register_training_states(self.accelerator, self.scheduler, self.state)  # read back without unpickling code
-        self.augmentation = TwoViewAugmentation.for_model_type(config.model.model_type).to(self.accelerator.device)
+        self.augmentation = TwoViewAugmentation.for_family(config.model.family).to(self.accelerator.device)
         self._window: list[np.ndarray] = []
         self._window_start = time.perf_counter()
 
@@ -470,7 +470,7 @@ class Pretrainer:
         return destination
 
 
-def train(config: PretrainingConfig, resume: str | None = None) -> TrainingResult:
+def train(config: PretrainRecipeConfig, resume: str | None = None) -> TrainingResult:
     """Run (or continue, with `resume="auto"` or a checkpoint path) a pretraining run."""
     return Pretrainer(config).run(resume)
 

@@ -119,11 +119,11 @@ def test_no_second_min_max_after_augmentation():
 
 
 @pytest.mark.parametrize(
-    ("model_type", "photometric_views"), [("mae-cells-prots-pool", (2,)), ("vit-prots-pool", (1, 2))]
+    ("family", "photometric_views"), [("mae-cells-prots-pool", (2,)), ("vit-prots-pool", (1, 2))]
 )
-def test_photometric_views_per_model_type(model_type, photometric_views):
+def test_photometric_views_per_family(family, photometric_views):
     """MAE-CellS-ProtS-Pool changes intensities on view 2 only; ViT-ProtS-Pool on both views."""
-    augmentation = TwoViewAugmentation.for_model_type(model_type, **PROTEIN_TO_0_2)
+    augmentation = TwoViewAugmentation.for_family(family, **PROTEIN_TO_0_2)
     assert augmentation.config.photometric_views == photometric_views
     views = augmentation(bright_protein_cells(), torch.ones(8, 1, 16, 16), generator=torch.Generator().manual_seed(0))
     for view in (1, 2):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from subcell_hf.atomic import atomic_write_text
+from subcell_hf.utils.atomic_writes import atomic_write_text
 from subcell_hf.data.io import ImageReadError, read_image, write_image
 
 

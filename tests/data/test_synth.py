@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from subcell_hf.data.io import read_image
-from subcell_hf.data.synth import PATTERNS, _centrosomes, draw_protein, draw_reticulum, generate_field, make_layout
+from subcell_hf.data.synthetic import PATTERNS, _centrosomes, draw_protein, draw_reticulum, generate_field, make_layout
 from subcell_hf.models import HPA_CHANNELS, PRETRAINING_CLASSES
 
 
@@ -33,7 +33,7 @@ def test_fields_are_16_bit_with_20_to_30_labelled_cells(synthetic_manifest):
 
 
 def test_eight_bit_tiff_option(tmp_path):
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     manifest = generate_dataset(
         tmp_path, num_fields=1, num_antibodies=1, image_size=128, bit_depth=8, file_format="tif", show_progress=False

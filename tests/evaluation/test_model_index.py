@@ -20,7 +20,7 @@ DATASET = {"name": "Synthetic HPA", "type": "synthetic-hpa", "split": "test"}
 
 def _results(model="subcell/dna-protein-vit-prots-pool"):
     metrics = metric_entries({"micro_average_precision": 0.8, "coverage_error": 2.5})
-    return make_results(model, metrics, DATASET, source="subcell_hf recipes/evaluate.py on 64 cells")
+    return make_results(model, metrics, DATASET, source="subcell_hf recipes/evaluate_model.py on 64 cells")
 
 
 def test_results_follow_the_agreed_schema():

@@ -1,4 +1,4 @@
-"""`recipes/train_classifiers.py` and `recipes/evaluate.py` end to end on tiny synthetic shards, in-process."""
+"""`recipes/train_classifiers.py` and `recipes/evaluate_model.py` end to end on tiny synthetic shards, in-process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from transformers import AutoModelForImageClassification
 
 from subcell_hf import SubCellImageProcessor, SubCellModel
 from subcell_hf.data.shards import write_shards
-from subcell_hf.data.synth import generate_dataset
+from subcell_hf.data.synthetic import generate_dataset
 from subcell_hf.evaluation import published_split, read_labelled_embeddings, read_results
 from tests.conftest import tiny_config
 from tests.utils import corrupt_shard_record

@@ -9,7 +9,7 @@ import huggingface_hub.constants
 import pytest
 
 from subcell_hf.hub.publish import prepare_releases
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
+from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files
 from subcell_hf.variants import RELEASES
 
 sys.path.insert(0, str(Path(__file__).parent))  # hub_stand_in, hub_test_utils (also under --import-mode=importlib)

@@ -40,7 +40,7 @@ def _results(model: str = "subcell/all_channels-vit-prots-pool") -> dict:
             {"type": "average_precision", "name": "micro AP", "value": 0.6123},
             {"type": "average_precision", "name": "macro AP", "value": 0.4567},
         ],
-        "source": "recipes/evaluate.py on 1,000 held-out cells, seed 0",
+        "source": "recipes/evaluate_model.py on 1,000 held-out cells, seed 0",
     }
 
 
@@ -103,9 +103,9 @@ def test_card_names_its_channels_in_order(name):
 def test_card_facts_follow_the_variant_table(name):
     release = RELEASES[name]
     text = (CARDS_DIR / f"{name}.md").read_text()
-    position = "learned (trained" if release.model_type.position_embedding_type == "learned" else "fixed 2-D sin-cos"
+    position = "learned (trained" if release.family.position_embedding_type == "learned" else "fixed 2-D sin-cos"
     assert f"| Position embeddings | {position}" in text
-    for objective in release.model_type.objectives:
+    for objective in release.family.objectives:
         assert objective in text
     recorded = CARDS_DIR / "sources" / f"{name}.json"
     if recorded.is_file():
@@ -149,7 +149,7 @@ def test_results_become_the_model_index(tmp_path):
     assert ModelCard(str(card)).data.to_dict()["model-index"] == card.data.to_dict()["model-index"]
     evaluation = _section(str(card), "Evaluation")
     assert "| Protein localization | HPA single-cell test | test | micro AP | 0.6123 |" in evaluation
-    assert "recipes/evaluate.py on 1,000 held-out cells" in evaluation
+    assert "recipes/evaluate_model.py on 1,000 held-out cells" in evaluation
     other = ModelCard(rendered["dna-protein-vit-prots-pool.md"])
     assert "model-index" not in other.data.to_dict()
 

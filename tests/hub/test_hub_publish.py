@@ -9,7 +9,7 @@ import shutil
 import pytest
 from huggingface_hub import ModelCard, hf_hub_download, scan_cache_dir
 
-from subcell_hf.convert import sha256_of
+from subcell_hf.hub.convert import sha256_of
 from subcell_hf.hub.publish import (
     RELEASE_FILES,
     PreparedRelease,

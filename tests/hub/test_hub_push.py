@@ -54,7 +54,7 @@ def test_only_changed_files_are_committed(local_hub, prepared_all, tiny_release_
         "task": {"type": "image-classification", "name": "Protein localization"},
         "dataset": {"name": "HPA test", "type": "hpa", "split": "test"},
         "metrics": [{"type": "average_precision", "name": "micro AP", "value": 0.5}],
-        "source": "recipes/evaluate.py",
+        "source": "recipes/evaluate_model.py",
     }
     (tmp_path / "cards" / "results").mkdir(parents=True)
     (tmp_path / "cards" / "results" / f"{release.name}.json").write_text(json.dumps(results))

@@ -12,7 +12,7 @@ import textwrap
 import huggingface_hub.constants
 import pytest
 
-from subcell_hf.convert import sha256_of
+from subcell_hf.hub.convert import sha256_of
 from subcell_hf.hub.publish import RELEASE_FILES
 from subcell_hf.variants import RELEASES
 

@@ -71,7 +71,7 @@ def broken_csv(tmp_path):
 @pytest.fixture(scope="session")
 def synthetic_fields(tmp_path_factory):
     """Two synthetic 256-px fields of view (cells ~35 px) and their manifest."""
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     root = tmp_path_factory.mktemp("fields")
     return generate_dataset(root, num_fields=2, num_antibodies=2, image_size=256, seed=0, show_progress=False)

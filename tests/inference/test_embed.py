@@ -159,7 +159,7 @@ def test_fields_of_view_and_shards_give_the_same_cells(tiny_converted, synthetic
 
 
 def test_encoder_only_model_gives_embeddings_without_probabilities(tiny_release_dir, wrapper_csv, tmp_path):
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
     from subcell_hf.variants import RELEASES
 
     encoder_dir = tmp_path / "encoder"
@@ -179,7 +179,7 @@ def test_encoder_only_model_gives_embeddings_without_probabilities(tiny_release_
 
 
 def test_a_two_channel_variant_reads_only_its_columns(tiny_release_dir, tmp_path):
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
     from subcell_hf.variants import RELEASES
 
     from .conftest import write_crop_files, write_wrapper_csv

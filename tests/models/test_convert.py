@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from subcell_hf.convert import (
+from subcell_hf.hub.convert import (
     CheckpointMismatchError,
     classifier_key_map,
     convert_checkpoint,
@@ -18,7 +18,7 @@ from subcell_hf.convert import (
     encoder_key_map,
     sha256_of,
 )
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, original_encoder_state_dict
+from subcell_hf.data.synthetic import TINY_ARCHITECTURE, original_encoder_state_dict
 from subcell_hf.variants import RELEASES
 
 RELEASE = RELEASES["all_channels-vit-prots-pool"]
@@ -40,7 +40,7 @@ def test_conversion_records_checksums_and_converts_every_variant(tiny_release_di
         model, report = convert_release(release, tiny_release_dir, tmp_path / name)
         assert report.passed and report.checks["all_tensors_bit_exact"]
         assert model.config.channel_names == list(release.variant.channels)
-        assert model.config.position_embedding_type == release.model_type.position_embedding_type
+        assert model.config.position_embedding_type == release.family.position_embedding_type
         assert len(model.classifiers) == 10
     folder = tmp_path / "all_channels-vit-prots-pool"
     encoder_path, classifier_paths = RELEASE.source_paths(tiny_release_dir)
@@ -120,12 +120,12 @@ def test_cli_converts_and_reports_errors(tiny_release_dir, tmp_path):
     release = RELEASES["dna-protein-mae-cells-prots-pool"]
     encoder, classifiers = release.source_paths(tiny_release_dir)
     explicit = run("convert", "--encoder", str(encoder), "--classifiers", *map(str, reversed(classifiers)),
-                   "--channels", "dna", "protein", "--model-type", "mae-cells-prots-pool", "--output", str(tmp_path / "x"))
+                   "--channels", "dna", "protein", "--family", "mae-cells-prots-pool", "--output", str(tmp_path / "x"))
     assert explicit.returncode == 0, explicit.stderr
     from safetensors.torch import load_file
 
     assert torch.equal(load_file(tmp_path / "x" / "model.safetensors")["classifiers.0.out_proj.weight"],
                        load_file(tmp_path / "dna" / "model.safetensors")["classifiers.0.out_proj.weight"])
-    bad = run("convert", "--encoder", str(encoder), "--channels", "er", "dna", "protein", "--model-type",
+    bad = run("convert", "--encoder", str(encoder), "--channels", "er", "dna", "protein", "--family",
               "vit-prots-pool", "--output", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "has 2 input channels, expected 3" in bad.stderr

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
-from subcell_hf.convert import encoder_key_map, load_original_state_dict
-from subcell_hf.synthetic_release import write_release_files
-from subcell_hf.variants import CHANNEL_VARIANTS, MODEL_TYPES, Release
+from subcell_hf.hub.convert import encoder_key_map, load_original_state_dict
+from subcell_hf.data.synthetic import write_release_files
+from subcell_hf.variants import CHANNEL_VARIANTS, MODEL_FAMILIES, Release
 
 from .reference import reference_encoder, reference_normalize, reference_probabilities
 
@@ -24,9 +24,9 @@ CASES = [
 
 @pytest.fixture(scope="module", params=CASES, ids=["-".join(c) for c in CASES])
 def converted_full_size(request, tmp_path_factory):
-    from subcell_hf.convert import convert_release
+    from subcell_hf.hub.convert import convert_release
 
-    release = Release(CHANNEL_VARIANTS[request.param[0]], MODEL_TYPES[request.param[1]])
+    release = Release(CHANNEL_VARIANTS[request.param[0]], MODEL_FAMILIES[request.param[1]])
     root = tmp_path_factory.mktemp(release.name)
     (encoder_path, classifier_paths), = write_release_files(root / "release", [release]).values()
     _, report = convert_release(release, root / "release", root / "converted")

@@ -22,8 +22,8 @@ TINY_SIZES = dict(
 )
 
 
-def tiny_pretraining_config(model_type: str = "mae-cells-prots-pool", **overrides) -> SubCellPreTrainingConfig:
-    return SubCellPreTrainingConfig.for_model_type(model_type, **{**TINY_SIZES, **overrides})
+def tiny_pretraining_config(family: str = "mae-cells-prots-pool", **overrides) -> SubCellPreTrainingConfig:
+    return SubCellPreTrainingConfig.for_family(family, **{**TINY_SIZES, **overrides})
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def tiny_mae_config() -> SubCellPreTrainingConfig:
 def synthetic_shards(tmp_path_factory):
     """Tiny synthetic shards: `train` (2 good shards + a truncated and a garbage one, so that skipping broken
     samples is exercised) and `validation`."""
-    from subcell_hf.pretraining.synthetic import prepare_synthetic_shards
+    from subcell_hf.data.synthetic import prepare_synthetic_shards
 
     root = tmp_path_factory.mktemp("synthetic")
     train, validation = prepare_synthetic_shards(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from subcell_hf.pretraining.config import PretrainingConfig, load_config, parse_args
+from subcell_hf.pretraining.config import PretrainRecipeConfig, load_config, parse_args
 
 PRESETS = Path(__file__).resolve().parents[2] / "recipes" / "configs"
 
@@ -63,14 +63,14 @@ def test_bad_values_are_named(overrides, message):
 
 
 def test_schedule_from_epochs_and_from_steps():
-    config = PretrainingConfig.from_dict(
+    config = PretrainRecipeConfig.from_dict(
         {"data": {"records_per_epoch": 1120, "records_per_batch": 14}, "optim": {"epochs": 300, "warmup_epochs": 5}}
     )
     assert config.schedule_steps(num_processes=8) == (3000, 50)  # 1120 records / 112 per step = 10 steps per epoch
     config.optim.max_steps, config.optim.warmup_steps = 100, 10
     assert config.schedule_steps(8) == (100, 10)
     with pytest.raises(ValueError, match="records_per_epoch"):
-        PretrainingConfig().schedule_steps(8)
+        PretrainRecipeConfig().schedule_steps(8)
 
 
 def test_presets_print_their_batch_arithmetic_from_the_shard_summary(tmp_path):

@@ -1,4 +1,4 @@
-"""`SubCellForPreTraining`: objectives per model type, the masked encoder, and the encoder export."""
+"""`SubCellForPreTraining`: objectives per model family, the masked encoder, and the encoder export."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def _batch(cells: int = 8, channels: int = 4):
     )
 
 
-def test_model_type_presets():
-    mae = SubCellPreTrainingConfig.for_model_type("mae-cells-prots-pool", channel_names=["dna", "protein"])
-    vit = SubCellPreTrainingConfig.for_model_type("vit-prots-pool")
+def test_family_presets():
+    mae = SubCellPreTrainingConfig.for_family("mae-cells-prots-pool", channel_names=["dna", "protein"])
+    vit = SubCellPreTrainingConfig.for_family("vit-prots-pool")
     assert mae.objectives == ("reconstruction", "cell_contrastive", "protein_contrastive")
     assert (mae.reconstruction_weight, mae.cell_contrastive_weight, mae.protein_contrastive_weight) == (1.0, 1.0, 0.1)
     assert mae.position_embedding_type == "sincos" and mae.mask_ratio == 0.25 and mae.num_channels == 2

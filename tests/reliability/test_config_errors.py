@@ -22,7 +22,7 @@ def test_a_missing_config_file_is_named(tmp_path, capsys):
 
 def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model:\n  model_type: vit-prots-pool\ndata: [unclosed\n")
+    bad.write_text("model:\n  family: vit-prots-pool\ndata: [unclosed\n")
     message = _exit_message(["--config", str(bad)], capsys)
     assert f"{bad} line" in message and "not valid YAML" in message
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from subcell_hf.convert import CheckpointMismatchError, convert_release
+from subcell_hf.hub.convert import CheckpointMismatchError, convert_release
 from subcell_hf.variants import RELEASES
 
 RELEASE = RELEASES["all_channels-vit-prots-pool"]

@@ -93,7 +93,7 @@ def test_a_folder_given_as_an_image_is_named_as_a_folder(tiny_converted, three_c
 
 def test_one_corrupt_record_loses_only_itself(tiny_converted, tmp_path):
     from subcell_hf.data.shards import iter_records, write_shards
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
 
     synthetic_fields = generate_dataset(tmp_path / "fields", num_fields=2, num_antibodies=2, image_size=256, seed=0,
                                         show_progress=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from subcell_hf.atomic import atomic_path, atomic_write_text
+from subcell_hf.utils.atomic_writes import atomic_path, atomic_write_text
 from subcell_hf.cli import main
 
 RELEASE = "all_channels-vit-prots-pool"
@@ -77,7 +77,7 @@ def test_outputs_get_the_users_umask(tiny_release_dir, tmp_path):
 
 
 def test_temporaries_of_a_killed_write_are_recognisable_and_cleared(tmp_path):
-    from subcell_hf.atomic import remove_stale_partials
+    from subcell_hf.utils.atomic_writes import remove_stale_partials
 
     target = tmp_path / "cell.png"
     with pytest.raises(KeyboardInterrupt):

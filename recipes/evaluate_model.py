@@ -1,13 +1,13 @@
 """Measure a SubCell model on labelled shards with the paper's protocol, and write the numbers for the model card.
 
     # HPA test set (published antibody split, the default): only the cells of test antibodies are scored
-    python recipes/evaluate.py --model outputs/classifiers/model --shards data/shards/hpa --output outputs/eval \
+    python recipes/evaluate_model.py --model outputs/classifiers/model --shards data/shards/hpa --output outputs/eval \
         --model-name myorg/my-subcell --dataset-name "HPA v23" --dataset-type hpa-v23
     # JUMP-CP style: well profiles, replicate and MoA retrieval with copairs
-    python recipes/evaluate.py --model subcell/all_channels-vit-prots-pool --shards data/shards/jump \
+    python recipes/evaluate_model.py --model subcell/all_channels-vit-prots-pool --shards data/shards/jump \
         --output outputs/eval-jump --split random --clustering none --metadata wells.csv \
         --replicate-column compound --moa-column moa
-    accelerate launch recipes/evaluate.py ...      # several processes share the embedding pass
+    accelerate launch recipes/evaluate_model.py ...      # several processes share the embedding pass
 
 Metrics (definitions in docs/evaluation.md): localization (micro / macro AP, label ranking AP, coverage error,
 per classifier seed and for the ensemble, classes absent from the test cells dropped first; --grouping scores the
@@ -106,13 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from subcell_hf.processes import quiet_deepspeed_probe
+    from subcell_hf.utils.processes import quiet_deepspeed_probe
 
     quiet_deepspeed_probe()
 
     import yaml
 
-    from subcell_hf.atomic import atomic_write_text
+    from subcell_hf.utils.atomic_writes import atomic_write_text
     from subcell_hf.evaluation import (
         EvaluationOptions,
         evaluate_shards,
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from subcell_hf.evaluation.report import write_report
     from subcell_hf.inference import EmbeddingSettingsError
-    from subcell_hf.processes import process_state
+    from subcell_hf.utils.processes import process_state
 
     state = process_state()
     try:

@@ -2,7 +2,7 @@
 
 1. writes synthetic original-format release files (a tiny architecture with the published key layout) and converts
    them exactly into a `save_pretrained` folder;
-2. draws synthetic HPA-like fields of view with cell masks (`subcell_hf.data.synth`);
+2. draws synthetic HPA-like fields of view with cell masks (`subcell_hf.data.synthetic`);
 3. embeds every cell, cropped on the fly, with localization probabilities and attention maps
    (`subcell_hf.inference.embed`) -> `embeddings.h5ad`, `embeddings.parquet`, `summary.csv`;
 4. draws a UMAP (PCA without umap-learn) coloured by the synthetic protein pattern and by the predicted class, and
@@ -18,28 +18,31 @@ import argparse
 import time
 from pathlib import Path
 
-from subcell_hf.convert import convert_release
-from subcell_hf.synthetic_release import TINY_ARCHITECTURE, write_release_files
-from subcell_hf.variants import RELEASES
-
 DEMO_RELEASE = "all_channels-vit-prots-pool"
-#: The tiny model was trained (here: initialised) at 64 px; the synthetic cells are ~70 px wide at 512 px fields.
-CROP_SIZE, CELL_SIZE = 128, TINY_ARCHITECTURE.grid_size * TINY_ARCHITECTURE.patch_size
+#: The tiny model was trained (here: initialised) at 64 px (`TINY_ARCHITECTURE`: a 4 x 4 grid of 16-px patches); the synthetic
+#: cells are ~70 px wide at 512 px fields.
+CROP_SIZE, CELL_SIZE = 128, 64
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="demo_outputs", help="folder for the demo outputs")
     parser.add_argument("--num-fields", type=int, default=12, help="synthetic fields of view (default: 12)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files
+    from subcell_hf.hub.convert import convert_release
+    from subcell_hf.variants import RELEASES
+
+    assert CELL_SIZE == TINY_ARCHITECTURE.grid_size * TINY_ARCHITECTURE.patch_size
     output = Path(args.output)
     started = time.perf_counter()
 
-    from subcell_hf.processes import quiet_deepspeed_probe
+    from subcell_hf.utils.processes import quiet_deepspeed_probe
 
     quiet_deepspeed_probe()  # before accelerate meets deepspeed: no accelerator banner on stdout
 
-    from subcell_hf.data.synth import generate_dataset
+    from subcell_hf.data.synthetic import generate_dataset
     from subcell_hf.inference import embed
     from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, resolve_map_method
 
@@ -85,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<15s} {path}")
     print("  read them with: anndata.read_h5ad(...) / pandas.read_parquet(...)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

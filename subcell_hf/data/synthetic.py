@@ -1,4 +1,6 @@
-"""A synthetic HPA-like dataset: the built-in default for the demo, the tests and the training benchmarks.
+"""Synthetic data for the demo, the tests and the benchmarks, in one place.
+
+1. **Fields of view** (`generate_dataset`): a synthetic HPA-like dataset, the built-in default.
 
 Each field of view holds 20-80 touching cells (integer label mask) imaged in the four HPA channels:
 
@@ -16,22 +18,44 @@ has its own per-channel brightness (which survives the per-cell min-max, since t
 and cell size (cells per field), and each plate its own camera offset. The cell line of an antibody is drawn
 independently of its pattern, so an embedding that separates patterns of unseen antibodies has learned the
 localization, not the nuisance (the learning check measures both).
+
+2. **Pretraining shards** (`prepare_synthetic_shards`): training and validation shards for the `tiny` preset,
+   the tests and the learning check::
+
+       python -m subcell_hf.data.synthetic outputs/synthetic
+
+   writes `outputs/synthetic/{shards,validation_shards}` (the paths `recipes/configs/tiny.yaml` reads): fields of
+   (1), one localization pattern per antibody, cropped to 64-px cells by `subcell_hf.data.shards`. Validation
+   fields come from another seed: new cells of the same antibodies. It is the same as `subcell-hf synth`
+   followed by `subcell-hf shards`, twice, with these sizes.
+
+3. **Release files** (`write_release_files`): random tensors with the published key names and shapes (or a
+   smaller architecture with the same key layout) in the exact original format (docs/model.md, section 6),
+   saved as plain state dicts, laid out like the published release folder: what the converter reads.
 """
+
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
 from ..models.configuration_subcell import HPA_CHANNELS, PRETRAINING_CLASSES
-from ..atomic import atomic_write_text
+from ..utils.atomic_writes import atomic_write_text
 from .io import write_image
 from .manifest import LOCATION_SEPARATOR
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..variants import Release
 
 #: Synthetic protein pattern -> its annotated localizations (names from PRETRAINING_CLASSES).
 PATTERNS: dict[str, tuple[str, ...]] = {
@@ -381,4 +405,199 @@ def generate_dataset(
     return manifest
 
 
-__all__ = ["CELL_LINES", "PATTERNS", "CellLayout", "generate_dataset", "generate_field", "make_layout"]
+# Pretraining shards (2)
+
+TRAIN_DIRNAME = "shards"
+VALIDATION_DIRNAME = "validation_shards"
+
+
+def prepare_synthetic_shards(
+    root: str | Path,
+    num_fields: int = 60,
+    num_validation_fields: int = 20,
+    num_antibodies: int = 20,
+    image_size: int = 256,
+    crop_size: int = 64,
+    output_size: int = 64,
+    parts_per_antibody: int = 4,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> tuple[Path, Path]:
+    """Write (or reuse, when complete) training and validation shards under `root`; returns their folders."""
+    from .shards import write_shards
+
+    root = Path(root)
+    folders = []
+    for name, fields, field_seed in (
+        (TRAIN_DIRNAME, num_fields, seed),
+        (VALIDATION_DIRNAME, num_validation_fields, seed + 1),
+    ):
+        manifest = generate_dataset(
+            root / f"{name}_fields", num_fields=fields, num_antibodies=num_antibodies, image_size=image_size,
+            seed=field_seed, show_progress=show_progress,
+        )
+        write_shards(
+            manifest, root / name, crop_size=crop_size, output_size=output_size, min_area=100,
+            parts_per_antibody=parts_per_antibody, records_per_shard=4, num_workers=0, show_progress=show_progress,
+        )
+        folders.append(root / name)
+    return folders[0], folders[1]
+
+
+# Release files in the original format (3)
+
+@dataclass(frozen=True)
+class OriginalArchitecture:
+    """Sizes of an original-format checkpoint; the defaults are the published ViT-B/16."""
+
+    hidden_size: int = 768
+    num_layers: int = 12
+    intermediate_size: int = 3072
+    patch_size: int = 16
+    grid_size: int = 28
+    pool_hidden_size: int = 512
+    pool_num_heads: int = 2
+    classifier_hidden_sizes: tuple[int, ...] = (512, 256)
+    num_classes: int = 31
+
+
+#: A small architecture with the published key layout, for fast tests (64-px crops, 2 layers).
+TINY_ARCHITECTURE = OriginalArchitecture(
+    hidden_size=64, num_layers=2, intermediate_size=128, grid_size=4, pool_hidden_size=32,
+    classifier_hidden_sizes=(32, 16),
+)
+
+
+def original_encoder_state_dict(
+    num_channels: int,
+    position_embedding_type: str = "learned",
+    arch: OriginalArchitecture = OriginalArchitecture(),
+    seed: int = 0,
+    training_extras: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Random encoder weights under the original 198 + 6 key names. Scales keep activations well-conditioned."""
+    import torch
+
+    from ..models.modeling_subcell import sincos_position_embeddings
+
+    g = torch.Generator().manual_seed(seed)
+    h, p = arch.hidden_size, arch.patch_size
+
+    def rand(*shape: int, scale: float = 0.02) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) * scale
+
+    sd = {
+        "encoder.embeddings.cls_token": rand(1, 1, h),
+        "encoder.embeddings.position_embeddings": (
+            sincos_position_embeddings(h, arch.grid_size, arch.grid_size)
+            if position_embedding_type == "sincos"
+            else rand(1, arch.grid_size**2 + 1, h)
+        ),
+        "encoder.embeddings.patch_embeddings.projection.weight": rand(h, num_channels, p, p, scale=0.05),
+        "encoder.embeddings.patch_embeddings.projection.bias": rand(h),
+    }
+    for i in range(arch.num_layers):
+        layer = f"encoder.encoder.layer.{i}"
+        for name in ("attention.attention.query", "attention.attention.key", "attention.attention.value",
+                     "attention.output.dense"):
+            sd[f"{layer}.{name}.weight"] = rand(h, h, scale=h**-0.5)
+            sd[f"{layer}.{name}.bias"] = rand(h)
+        sd[f"{layer}.intermediate.dense.weight"] = rand(arch.intermediate_size, h, scale=h**-0.5)
+        sd[f"{layer}.intermediate.dense.bias"] = rand(arch.intermediate_size)
+        sd[f"{layer}.output.dense.weight"] = rand(h, arch.intermediate_size, scale=arch.intermediate_size**-0.5)
+        sd[f"{layer}.output.dense.bias"] = rand(h)
+        for norm in ("layernorm_before", "layernorm_after"):
+            sd[f"{layer}.{norm}.weight"] = 1 + rand(h, scale=0.1)
+            sd[f"{layer}.{norm}.bias"] = rand(h, scale=0.1)
+    sd["encoder.layernorm.weight"] = 1 + rand(h, scale=0.1)
+    sd["encoder.layernorm.bias"] = rand(h, scale=0.1)
+    for gate in ("attention_v", "attention_u"):
+        sd[f"pool_model.{gate}.1.weight"] = rand(arch.pool_hidden_size, h, scale=h**-0.5)
+        sd[f"pool_model.{gate}.1.bias"] = rand(arch.pool_hidden_size)
+    sd["pool_model.attention.weight"] = rand(arch.pool_num_heads, arch.pool_hidden_size, scale=1.0)
+    sd["pool_model.attention.bias"] = rand(arch.pool_num_heads)
+    if training_extras:  # what some training checkpoints carry beside the released encoder
+        sd["target_encoder.embeddings.cls_token"] = rand(1, 1, h)
+        sd["decoder.decoder_embed.weight"] = rand(8, h)
+    return sd
+
+
+def original_classifier_state_dict(arch: OriginalArchitecture = OriginalArchitecture(), seed: int = 0):
+    """Random classifier weights under the original `nn.Sequential` indices 0, 3, 6."""
+    import torch
+
+    g = torch.Generator().manual_seed(10_000 + seed)
+    sizes = [arch.pool_num_heads * arch.hidden_size, *arch.classifier_hidden_sizes, arch.num_classes]
+    sd = {}
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        sd[f"{3 * index}.weight"] = torch.randn(fan_out, fan_in, generator=g) * fan_in**-0.5
+        sd[f"{3 * index}.bias"] = torch.randn(fan_out, generator=g) * 0.1
+    return sd
+
+
+def write_release_files(
+    release_dir: str | Path,
+    releases: list[Release] | None = None,
+    arch: OriginalArchitecture = OriginalArchitecture(),
+    num_classifiers: int = 10,
+    seed: int = 0,
+) -> dict[str, tuple[Path, list[Path]]]:
+    """Write encoder and classifier files for `releases` (default: all 8) in the published layout."""
+    import torch
+
+    from ..variants import RELEASES
+
+    release_dir = Path(release_dir)
+    written = {}
+    for offset, release in enumerate(releases or list(RELEASES.values())):
+        encoder_path, classifier_paths = release.source_paths(release_dir, num_classifiers)
+        encoder_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            original_encoder_state_dict(
+                release.variant.num_channels, release.family.position_embedding_type, arch, seed + offset
+            ),
+            encoder_path,
+        )
+        classifier_paths[0].parent.mkdir(parents=True, exist_ok=True)
+        for k, path in enumerate(classifier_paths):
+            torch.save(original_classifier_state_dict(arch, seed=100 * offset + k), path)
+        written[release.name] = (encoder_path, classifier_paths)
+    return written
+
+
+_PRETRAINING_USAGE = """Synthetic training and validation shards (shards/ and validation_shards/) for the tiny
+pretraining preset: synthetic HPA-like fields cropped to 64-px cells."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=_PRETRAINING_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="folder to write (shards/ and validation_shards/)")
+    parser.add_argument("--num-fields", type=int, default=60, help="training fields of view (default: 60)")
+    parser.add_argument("--num-validation-fields", type=int, default=20, help="validation fields (default: 20)")
+    parser.add_argument("--num-antibodies", type=int, default=20, help="antibodies (default: 20, 2 per pattern)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    args = parser.parse_args(argv)
+    train, validation = prepare_synthetic_shards(
+        args.root, args.num_fields, args.num_validation_fields, args.num_antibodies, seed=args.seed
+    )
+    print(f"training shards: {train}\nvalidation shards: {validation}")
+    return 0
+
+
+__all__ = [
+    "CELL_LINES",
+    "PATTERNS",
+    "TINY_ARCHITECTURE",
+    "CellLayout",
+    "OriginalArchitecture",
+    "generate_dataset",
+    "generate_field",
+    "make_layout",
+    "original_classifier_state_dict",
+    "original_encoder_state_dict",
+    "prepare_synthetic_shards",
+    "write_release_files",
+]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 import transformers
 
-from . import __version__
-from .atomic import atomic_directory, check_output_folder
-from .models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
-from .models.modeling_subcell import sincos_position_embeddings
-from .variants import MODEL_TYPES, Release
+from .. import __version__
+from ..utils.atomic_writes import atomic_directory, check_output_folder
+from ..models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
+from ..models.modeling_subcell import sincos_position_embeddings
+from ..variants import MODEL_FAMILIES, Release
 
 SIDECAR_NAME = "conversion.json"
 
@@ -254,7 +254,7 @@ def _verify(
     expected_tensors: dict[str, torch.Tensor],
     report: ConversionReport,
 ) -> None:
-    """Bit-exact copy of every tensor, sin-cos table where the model type has one, finite outputs."""
+    """Bit-exact copy of every tensor, sin-cos table where the model family has one, finite outputs."""
     state = model.state_dict()
     report.checks["all_tensors_bit_exact"] = set(state) == set(expected_tensors) and all(
         torch.equal(state[k], expected_tensors[k].to(state[k].dtype)) for k in expected_tensors
@@ -376,7 +376,7 @@ def convert_release(
         encoder_path,
         classifier_paths if with_classifiers else None,
         channel_names=release.variant.channels,
-        position_embedding_type=release.model_type.position_embedding_type,
+        position_embedding_type=release.family.position_embedding_type,
         output_dir=output_dir,
         release=release,
         overwrite=overwrite,
@@ -384,7 +384,7 @@ def convert_release(
     )
 
 
-def position_embedding_type_for(model_type: str) -> str:
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown model type {model_type!r}; expected one of {sorted(MODEL_TYPES)}")
-    return MODEL_TYPES[model_type].position_embedding_type
+def position_embedding_type_for(family: str) -> str:
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; expected one of {sorted(MODEL_FAMILIES)}")
+    return MODEL_FAMILIES[family].position_embedding_type

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from .model_loading import load_checked
-from .options import default_runtime
-from .models import SubCellForProteinLocalization, SubCellImageProcessor
+from ..model_loading import load_checked
+from ..options import default_runtime
+from ..models import SubCellForProteinLocalization, SubCellImageProcessor
 
 
 class LocalizationPredictor:
@@ -31,8 +31,8 @@ class LocalizationPredictor:
 
     def __init__(self, model: SubCellForProteinLocalization, processor: SubCellImageProcessor,
                  runtime: str | None = None):
-        from .inference.embed import EmbeddingModel
-        from .inference.runtime import build_runtime
+        from .embed import EmbeddingModel
+        from .runtime import build_runtime
 
         if list(processor.channel_names) != list(model.config.channel_names):
             raise ValueError(
