@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, extra in (("classes", []), ("grouping_3", ["--grouping", "Grouping 3"])):
         started = time.perf_counter()
         output = workdir / f"eval_{name}"
-        run("evaluate.py", [*common, "--output", str(output), *extra], workdir / f"evaluate_{name}.log")
+        run("evaluate_model.py", [*common, "--output", str(output), *extra], workdir / f"evaluate_{name}.log")
         seconds[f"evaluate_{name}"] = round(time.perf_counter() - started, 1)
         target = args.output / name
         target.mkdir(parents=True, exist_ok=True)

@@ -209,7 +209,7 @@ def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, caps
         str(card_results),
         *EMBED_ARGS,
     ]
-    assert recipe("evaluate")(argv) == 0
+    assert recipe("evaluate_model")(argv) == 0
     results = read_results(tmp_path / "eval" / "results.json")
     assert read_results(card_results) == results
     assert results["task"] == {"type": "image-classification", "name": "Protein localization"}
@@ -263,7 +263,7 @@ def test_evaluate_reports_an_unknown_column(trained, shards, tmp_path, capsys):
         "compound",
         *EMBED_ARGS,
     ]
-    assert recipe("evaluate")(argv) == 2
+    assert recipe("evaluate_model")(argv) == 2
     assert "no column ['compound']" in capsys.readouterr().err
     assert not (tmp_path / "eval" / "results.json").exists()
 
@@ -285,5 +285,5 @@ def test_a_split_of_which_the_shards_hold_no_antibody_is_an_error(trained, shard
         str(split_file),
         *EMBED_ARGS,
     ]
-    assert recipe("evaluate")(argv) == 2
+    assert recipe("evaluate_model")(argv) == 2
     assert "none of the 6 antibodies in the data is in the 'test' list" in capsys.readouterr().err
