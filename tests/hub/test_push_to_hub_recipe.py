@@ -88,7 +88,8 @@ def test_a_yaml_config_gives_the_same_fields_and_flags_override_it(push_recipe, 
 
 
 def test_dry_run_lists_the_8_repos_and_their_files(push_recipe, tiny_release_dir, tmp_path, capsys):
-    assert push_recipe.main(["--release_dir", str(tiny_release_dir), "--cards_dir", str(tmp_path), "--dry_run", "true"]) == 0
+    argv = ["--release_dir", str(tiny_release_dir), "--cards_dir", str(tmp_path), "--dry_run", "true"]
+    assert push_recipe.main(argv) == 0
     listing: dict[str, dict[str, tuple[int, str]]] = {}
     current = None
     for line in capsys.readouterr().out.splitlines():
