@@ -32,7 +32,7 @@ from pathlib import Path
 from unittest import mock
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from huggingface_hub import HfApi, ModelCard, constants, snapshot_download
+from huggingface_hub import ModelCard, constants, snapshot_download
 
 LFS_PATTERNS = ("*.safetensors", "*.bin", "*.pth", "*.pt", "*.ckpt", "*.h5", "*.msgpack", "*.onnx")
 GITATTRIBUTES = "".join(f"{pattern} filter=lfs diff=lfs merge=lfs -text\n" for pattern in LFS_PATTERNS).encode()
@@ -120,6 +120,7 @@ class LocalHub:
 
         class Handler(BaseHTTPRequestHandler):
             timeout = 10
+            protocol_version = "HTTP/1.1"  # keep-alive: the client reuses its connections
 
             def log_message(self, *args):  # keep test output clean
                 pass
@@ -271,13 +272,14 @@ def download_into_cache(folders: Mapping[str, str | Path], cache_dir: str | Path
 
     snapshots = {}
     with LocalHub() as hub, mock.patch.object(constants, "HF_HUB_OFFLINE", False):
-        api = HfApi(endpoint=hub.url, token=False)
         for repo_id, folder in folders.items():
-            hub.create(repo_id)
-            api.upload_folder(repo_id=repo_id, folder_path=folder, ignore_patterns=[OUTPUT_MARKER])
-            snapshots[repo_id] = Path(
-                snapshot_download(repo_id, cache_dir=cache_dir, endpoint=hub.url, token=False)
-            )
+            files = {
+                path.relative_to(folder).as_posix(): path.read_bytes()
+                for path in sorted(Path(folder).rglob("*")) if path.is_file() and path.name != OUTPUT_MARKER
+            }
+            hub.create(repo_id)  # stored directly: pushing is tested on its own, here only the download matters
+            hub.commit(repo_id, f"Upload {repo_id}", "", files, [])
+            snapshots[repo_id] = Path(snapshot_download(repo_id, cache_dir=cache_dir, endpoint=hub.url, token=False))
         if hub.unexpected_requests:
             raise RuntimeError(f"the Hub stand-in got requests it does not serve: {hub.unexpected_requests}")
     return snapshots
