@@ -9,8 +9,8 @@
    processes with `accelerate launch`; the same on a randomly initialised encoder as the baseline;
 4. evaluation: `recipes/evaluate_model.py` on the test shards (localization, clustering, antibody retrieval);
 5. card: README.md with the measured `model-index`;
-6. cache: the folder placed in a local Hugging Face cache (`subcell_hf.hub.publish.fill_cache`) as
-   `synthetic-loop/all_channels-mae-cells-prots-pool`;
+6. cache: the folder downloaded into a local Hugging Face cache by `snapshot_download` (from the tests' loopback Hub
+   stand-in) as `synthetic-loop/all_channels-mae-cells-prots-pool`;
 7. load: `AutoModelForImageClassification.from_pretrained(repo_id)` offline, its probabilities and metrics checked
    against the evaluated folder.
 
@@ -167,13 +167,13 @@ def write_card(model_dir: Path, repo_id: str, results: dict) -> Path:
 
 
 def fill_local_cache(model_dir: Path, cache_dir: Path) -> Path:
-    """The model folder in the Hugging Face cache layout, through the package's only cache filler."""
-    from subcell_hf.hub.publish import PreparedRelease, ReleaseFile, fill_cache
-    from subcell_hf.variants import get_release
+    """The model folder in a Hugging Face cache made by the real client: `snapshot_download` from the tests' loopback
+    Hub stand-in (docs/hub.md, offline use); returns the snapshot folder."""
+    sys.path.insert(0, str(ROOT))
+    from tests.hub.hub_stand_in import download_into_cache
 
-    files = tuple(ReleaseFile.from_path(model_dir, p) for p in sorted(model_dir.rglob("*")) if p.is_file())
-    prepared = PreparedRelease(get_release(RELEASE_NAME), model_dir, files)
-    return fill_cache(prepared, cache_dir, namespace=NAMESPACE)
+    repo_id = f"{NAMESPACE}/{RELEASE_NAME}"
+    return download_into_cache({repo_id: model_dir}, cache_dir)[repo_id]
 
 
 def check_loaded_by_repo_id(

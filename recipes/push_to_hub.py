@@ -1,103 +1,112 @@
-"""Publish the 8 SubCell releases to the Hugging Face Hub, or into a local Hugging Face cache.
+"""Publish the 8 SubCell releases to the Hugging Face Hub.
 
 From a folder of original release files (the published layout: `<prefix>_<ModelFamily>.pth` and
 `<prefix>_<ViT|MAE>_MLP_classifier/classifier_seed_<k>.pth`), each variant is converted, checked, given its
-ensemble and its model card, then:
+ensemble and its model card, then pushed (one commit per repository):
 
-  python recipes/push_to_hub.py --release-dir ./subcell_release               # push to subcell/* (one commit each)
-  python recipes/push_to_hub.py --release-dir ./subcell_release --dry-run     # list repos, files, sizes, sha256
-  python recipes/push_to_hub.py --release-dir ./subcell_release --to-cache /shared/hf/hub   # offline cache
+  python recipes/push_to_hub.py --release_dir ./subcell_release                  # push to subcell/*
+  python recipes/push_to_hub.py --release_dir ./subcell_release --dry_run true   # list repos, files, sizes, sha256
+  python recipes/push_to_hub.py --release_dir ./subcell_release --variants '[dna-protein-vit-prots-pool]'
+  python recipes/push_to_hub.py --config_path push.yaml                          # the same fields in YAML
 
-A variant whose conversion fails any check is refused with the reason; the others go on and the exit code is 1.
-Pushing needs a write token (`hf auth login` or HF_TOKEN); HF_ENDPOINT selects another Hub. A rerun with nothing
-changed makes no commit.
+A variant whose conversion fails any check is refused with the reason; the others go on and the exit code is 1
+(2 for a bad command line). Pushing needs a write token (`hf auth login` or HF_TOKEN); HF_ENDPOINT selects another
+Hub. A rerun with nothing changed makes no commit. Offline clusters download the published repositories with
+`hf download` (docs/hub.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import draccus
+from draccus.utils import DraccusException
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "hub_cards"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from subcell_hf.variants import DEFAULT_NAMESPACE, RELEASES
+@dataclass
+class PushConfig:
+    """Convert, check, card and push each SubCell release (docs/hub.md); exit 1 if one is refused, 2 on bad flags."""
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--release-dir", required=True, type=Path, help="folder with the original release files")
-    parser.add_argument(
-        "--namespace", default=DEFAULT_NAMESPACE, help="Hub user or organisation (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--variants", nargs="+", choices=list(RELEASES), metavar="REPO_NAME",
-        help=f"publish only these (default: all 8): {', '.join(RELEASES)}",
-    )
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument("--dry-run", action="store_true", help="print what would be uploaded; push nothing")
-    action.add_argument(
-        "--to-cache", nargs="?", const="", metavar="HUB_CACHE_DIR",
-        help="instead of pushing, fill a Hugging Face hub cache (default: this machine's, $HF_HOME/hub); load with "
-        "HF_HUB_OFFLINE=1 and HF_HUB_CACHE=HUB_CACHE_DIR",
-    )
-    parser.add_argument(
-        "--work-dir", type=Path,
-        help="keep the converted folders here (default: a temporary folder, removed at the end)",
-    )
-    parser.add_argument(
-        "--cards-dir", type=Path, default=CARDS_DIR,
-        help="measured results/<repo>.json and recorded sources/<repo>.json for the cards (default: this "
-        "checkout's hub_cards/)",
-    )
-    parser.add_argument("--private", action="store_true", help="create missing repositories as private")
-    return parser
+    # Folder with the original release files.
+    release_dir: Path | None = None
+    # Hub user or organisation that owns the repositories.
+    namespace: str = "subcell"  # subcell_hf.variants.DEFAULT_NAMESPACE, written out to keep --help fast
+    # Publish only these repository names, e.g. [dna-protein-vit-prots-pool] (default: all 8).
+    variants: list[str] = field(default_factory=list)
+    # Print every repository, file, size and sha256 a push would upload; push nothing.
+    dry_run: bool = False
+    # Keep the converted folders here (default: a temporary folder, removed at the end).
+    work_dir: Path | None = None
+    # Measured results/<repo>.json and recorded sources/<repo>.json for the cards (default: this checkout's hub_cards/).
+    cards_dir: Path = CARDS_DIR
+    # Create missing repositories as private.
+    private: bool = False
+
+
+def parse_args(argv: list[str] | None = None) -> PushConfig:
+    """The config from the command line (and `--config_path` YAML); `ValueError` with a one-line message when invalid.
+
+    `--help` and malformed flags exit as argparse does (status 0 / 2), before the package is imported (fast).
+    """
+    try:
+        config = draccus.parse(PushConfig, args=sys.argv[1:] if argv is None else argv, prog="recipes/push_to_hub.py")
+    except DraccusException as error:  # a value of the wrong type, an unknown YAML field ...
+        raise ValueError(" ".join(str(error).split())) from None
+    from subcell_hf.variants import RELEASES
+
+    if config.release_dir is None:
+        raise ValueError("--release_dir is required: the folder with the original release files")
+    unknown = [name for name in config.variants if name not in RELEASES]
+    if unknown:
+        raise ValueError(f"--variants: unknown {unknown}; expected names among {list(RELEASES)}")
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        config = parse_args(argv)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
     from huggingface_hub.errors import HfHubHTTPError
     from tqdm.auto import tqdm
 
-    from subcell_hf.hub.publish import dry_run_listing, fill_cache, prepare_releases, push_release
+    from subcell_hf.hub.publish import dry_run_listing, prepare_releases, push_release
     from subcell_hf.variants import RELEASES
 
-    if not args.release_dir.is_dir():
-        print(f"error: --release-dir {args.release_dir}: not a folder", file=sys.stderr)
+    if not config.release_dir.is_dir():
+        print(f"error: --release_dir {config.release_dir}: not a folder", file=sys.stderr)
         return 2
-    releases = [RELEASES[name] for name in args.variants] if args.variants else list(RELEASES.values())
-    work = nullcontext(args.work_dir) if args.work_dir else tempfile.TemporaryDirectory(prefix="subcell-publish-")
+    releases = [RELEASES[name] for name in config.variants] if config.variants else list(RELEASES.values())
+    work = nullcontext(config.work_dir) if config.work_dir else tempfile.TemporaryDirectory(prefix="subcell-publish-")
     failed = []
     with work as work_dir:
-        prepared = prepare_releases(args.release_dir, work_dir, releases, args.namespace, args.cards_dir)
+        prepared = prepare_releases(config.release_dir, work_dir, releases, config.namespace, config.cards_dir)
         for item in prepared:
             if not item.ready:
                 print(item.refusal(), file=sys.stderr)
                 failed.append(item.release.name)
         ready = [item for item in prepared if item.ready]
 
-        if args.dry_run:
-            print(dry_run_listing(ready, args.namespace))
-        elif args.to_cache is not None:
-            cache_dir = args.to_cache or None
-            for item in ready:
-                print(f"{item.repo_id(args.namespace)} -> {fill_cache(item, cache_dir, args.namespace)}")
+        if config.dry_run:
+            print(dry_run_listing(ready, config.namespace))
         else:
             for item in tqdm(ready, desc="pushing", unit="repo"):
                 try:
-                    result = push_release(item, args.namespace, private=args.private or None)
+                    result = push_release(item, config.namespace, private=config.private or None)
                 except HfHubHTTPError as error:
-                    print(f"{item.repo_id(args.namespace)}: push failed: {error}", file=sys.stderr)
+                    print(f"{item.repo_id(config.namespace)}: push failed: {error}", file=sys.stderr)
                     failed.append(item.release.name)
                     continue
-                if result.changed:
-                    print(f"{result.repo_id}: {result.commit_url} ({len(result.uploaded)} uploaded, "
-                          f"{len(result.deleted)} deleted)")
-                else:
-                    print(f"{result.repo_id}: up to date, no commit")
+                print(f"{result.repo_id}: {result.commit_url}" if result.changed
+                      else f"{result.repo_id}: up to date, no commit")
 
     if failed:
         print(f"{len(failed)} of {len(prepared)} variants not published: {', '.join(failed)}", file=sys.stderr)

@@ -78,19 +78,16 @@ def _relative(path: Path) -> str:
 
 # --------------------------------------------------------------------------------------------- workspace
 def _fill_hub_cache(hub_dir: Path, release_dir: Path, model_root: Path) -> None:
-    """Every release converted from tiny original files, laid out as a Hub cache snapshot under its repo id."""
+    """Every release converted from tiny original files, in a Hub cache made by the real client (`snapshot_download`
+    from the loopback Hub stand-in), so that the snippets load them by repo id offline."""
     from subcell_hf.hub.convert import convert_release
     from subcell_hf.variants import RELEASES
+    from tests.hub.hub_stand_in import download_into_cache
 
-    commit = "0" * 40
     for name, release in RELEASES.items():
-        folder = model_root / name
-        if not folder.exists():
-            convert_release(release, release_dir, folder)
-        repo = hub_dir / ("models--" + release.repo_id().replace("/", "--"))
-        (repo / "refs").mkdir(parents=True, exist_ok=True)
-        (repo / "refs" / "main").write_text(commit)
-        shutil.copytree(folder, repo / "snapshots" / commit, dirs_exist_ok=True)
+        if not (model_root / name).exists():
+            convert_release(release, release_dir, model_root / name)
+    download_into_cache({release.repo_id(): model_root / name for name, release in RELEASES.items()}, hub_dir)
 
 
 def _write_cell(workdir: Path) -> None:

@@ -1,4 +1,5 @@
-"""SubCell on the Hugging Face Hub: model cards (`cards`) and the publishing / offline-cache tools (`publish`).
+"""SubCell on the Hugging Face Hub: model cards (`cards`), conversion of the original files (`convert`) and the
+publishing tools (`publish`).
 
-`publish` is the only module of `subcell_hf` that talks to the Hub.
+`publish` is the only module of `subcell_hf` that talks to the Hub, and only through `huggingface_hub`.
 """

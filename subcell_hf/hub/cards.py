@@ -12,20 +12,22 @@ position embeddings, source file names), the model defaults in `SubCellConfig`, 
   recorded in ``conversion.json``.
 
 Regenerate the committed cards with ``python -m subcell_hf.hub.cards --output hub_cards`` (``make cards``);
-``--check`` exits non-zero when a committed card is out of date. Nothing here talks to the network.
+``--check true`` exits non-zero when a committed card is out of date. Nothing here talks to the network.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import draccus
 import jinja2
 import torch
+from draccus.utils import DraccusException
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..evaluation.model_index import model_index_from_results, validate_results
@@ -284,22 +286,29 @@ def write_cards(cards_dir: str | Path = DEFAULT_CARDS_DIR, namespace: str = DEFA
 
 
 # -------------------------------------------------------------------------------------------------- CLI
+@dataclass
+class CardsConfig:
+    """Render the model cards of the 8 SubCell Hub repositories from the one template (docs/hub.md, "Cards")."""
+
+    # Cards folder; its results/<repo>.json (measured metrics) and sources/<repo>.json (sha256 of the original
+    # files) are read when present.
+    output: Path = DEFAULT_CARDS_DIR
+    # Hub namespace used in the cards' repository ids.
+    namespace: str = DEFAULT_NAMESPACE
+    # Write nothing; exit 1 if a card is out of date.
+    check: bool = False
+    # First copy the source sha256 from <record_sources>/<repo>/conversion.json into <output>/sources/.
+    record_sources: Path | None = None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m subcell_hf.hub.cards",
-        description="Render the model cards of the 8 SubCell Hub repositories from the one template. Reads "
-        "<output>/results/<repo>.json (measured metrics) and <output>/sources/<repo>.json (sha256 of the original "
-        "files) when present.",
-    )
-    parser.add_argument("--output", default=str(DEFAULT_CARDS_DIR), help="cards folder (default: hub_cards)")
-    parser.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="Hub namespace (default: subcell)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a card is out of date")
-    parser.add_argument(
-        "--record-sources",
-        metavar="CONVERTED_DIR",
-        help="first copy the source sha256 from CONVERTED_DIR/<repo>/conversion.json into <output>/sources/",
-    )
-    args = parser.parse_args(argv)
+    try:
+        args = draccus.parse(
+            CardsConfig, args=sys.argv[1:] if argv is None else argv, prog="python -m subcell_hf.hub.cards"
+        )
+    except DraccusException as error:  # a value of the wrong type, an unknown YAML field ...
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     try:
         if args.check:
             problems = stale_cards(args.output, args.namespace)

@@ -1,37 +1,35 @@
-"""Publish the SubCell releases: convert, check, write the card, then push to the Hub or fill a local HF cache.
+"""Publish the SubCell releases: convert, check, write the card, then push to the Hub.
 
-The only module of `subcell_hf` that talks to the Hugging Face Hub. The steps, each usable alone:
+The only module of `subcell_hf` that talks to the Hugging Face Hub, and it does so only through `huggingface_hub`.
+The steps, each usable alone:
 
 1. `prepare_release_folder`: convert one release from the original files (docs/model.md, section 6 layout) into a folder
    holding exactly what its Hub repository holds (safetensors weights, configs, remote code, `conversion.json`,
    `README.md`) and list every reason to refuse publishing it (a failed conversion check, a stray file ...).
 2. `dry_run_listing`: every repository, file, size and sha256 a push would upload.
-3. `push_release`: one commit per repository, only with the files whose hash differs from the Hub's; nothing
-   changed, no commit.
-4. `fill_cache`: the same files in the Hugging Face cache layout, so that ``from_pretrained("subcell/...")``
-   works with ``HF_HUB_OFFLINE=1`` (air-gapped clusters, tests).
+3. `push_release`: `HfApi.upload_folder` of the checked folder, one commit per repository. The library skips the
+   files the Hub already holds and makes no commit when nothing changed; `delete_patterns` removes weight files
+   that are not ours (old ``*.bin`` / ``*.pth`` ...).
+
+Offline use needs no tool of ours: a cache made by the real client (``hf download subcell/<repo> --cache-dir DIR``
+on a connected node, copied to the cluster) loads by repo id with ``HF_HUB_OFFLINE=1`` (docs/hub.md).
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, RepoFile, constants
-from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub import HfApi
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
+from ..utils.atomic_writes import OUTPUT_MARKER, atomic_write_text
 from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
 from .cards import SOURCES_DIRNAME, release_inputs, render_card
-from ..utils.atomic_writes import OUTPUT_MARKER, atomic_write_text
-from .files import copy_atomic, file_hashes
+from .convert import SIDECAR_NAME, CheckpointMismatchError, convert_release, sha256_of
 
 CARD_FILE = "README.md"
 WEIGHTS_FILE = "model.safetensors"
@@ -41,45 +39,26 @@ RELEASE_FILES = frozenset(
     {CARD_FILE, "config.json", "preprocessor_config.json", SIDECAR_NAME, WEIGHTS_FILE, *REMOTE_CODE_FILES}
 )
 MODEL_AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForImageClassification")
-#: Remote files a push removes when they are not ours, so that a repository holds only safetensors weights.
+#: Remote files a push removes (`upload_folder(delete_patterns=...)`) unless it uploads them, so that a repository
+#: holds only our safetensors weights; other files (e.g. a figure a maintainer added) are kept.
 FOREIGN_WEIGHT_PATTERNS = ("*.bin", "*.pth", "*.pt", "*.ckpt", "*.pkl", "*.h5", "*.msgpack", "*.onnx",
                            "*.safetensors", "*.index.json")
-#: Files the Hub stores with LFS (and names by sha256); the rest are git blobs named by their git sha1.
-LFS_SUFFIXES = (".safetensors",)
-LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 #: What a failed conversion can raise; the variant is then refused and the others go on.
 CONVERSION_ERRORS = (CheckpointMismatchError, OSError, ValueError, RuntimeError, KeyError)
 
 
 @dataclass(frozen=True)
 class ReleaseFile:
-    """One file of a prepared release, with the hashes the Hub knows it by."""
+    """One file of a prepared release, as the dry run lists it."""
 
     path_in_repo: str
     local_path: Path
     size: int
     sha256: str
-    git_sha1: str
 
     @classmethod
     def from_path(cls, folder: Path, path: Path) -> "ReleaseFile":
-        sha256, git_sha1 = file_hashes(path)
-        return cls(path.relative_to(folder).as_posix(), path, path.stat().st_size, sha256, git_sha1)
-
-    @property
-    def is_lfs(self) -> bool:
-        return self.path_in_repo.endswith(LFS_SUFFIXES) or self.size >= LFS_SIZE_THRESHOLD
-
-    @property
-    def etag(self) -> str:
-        """The name the Hub (and its cache) gives this file's content."""
-        return self.sha256 if self.is_lfs else self.git_sha1
-
-    def matches(self, remote: RepoFile) -> bool:
-        """Whether the Hub already holds this exact content (LFS sha256, else git blob sha1)."""
-        if remote.lfs is not None:
-            return remote.lfs.sha256 == self.sha256
-        return remote.blob_id == self.git_sha1
+        return cls(path.relative_to(folder).as_posix(), path, path.stat().st_size, sha256_of(path))
 
 
 @dataclass(frozen=True)
@@ -98,14 +77,6 @@ class PreparedRelease:
     def repo_id(self, namespace: str = DEFAULT_NAMESPACE) -> str:
         return self.release.repo_id(namespace)
 
-    @property
-    def commit_hash(self) -> str:
-        """A deterministic 40-hex id of the exact file set (used as the commit of a filled cache)."""
-        digest = hashlib.sha1()
-        for file in sorted(self.files, key=lambda f: f.path_in_repo):
-            digest.update(f"{file.path_in_repo}\0{file.sha256}\n".encode())
-        return digest.hexdigest()
-
     def refusal(self) -> str:
         return f"refusing {self.release.name}: " + "; ".join(self.problems)
 
@@ -113,9 +84,7 @@ class PreparedRelease:
 @dataclass(frozen=True)
 class PushResult:
     repo_id: str
-    commit_url: str | None  # None when the repository was already up to date
-    uploaded: tuple[str, ...] = ()
-    deleted: tuple[str, ...] = ()
+    commit_url: str | None  # None when the repository was already up to date (no commit made)
 
     @property
     def changed(self) -> bool:
@@ -208,7 +177,7 @@ def prepare_release_folder(
     sources = {name: info["sha256"] for name, info in report.sources.items()}
     atomic_write_text(folder / CARD_FILE, str(render_card(release, namespace, sources, results)))
     problems = check_release_folder(folder, release, recorded_sources)
-    files = tuple(  # the output marker is local bookkeeping (atomic.py), never published
+    files = tuple(  # the output marker is local bookkeeping (utils/atomic_writes.py), never published
         ReleaseFile.from_path(folder, p) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != OUTPUT_MARKER
     )
     return PreparedRelease(release, folder, files, tuple(problems))
@@ -246,26 +215,17 @@ def dry_run_listing(prepared: Iterable[PreparedRelease], namespace: str = DEFAUL
 
 
 # ------------------------------------------------------------------------------------------------ Hub
-def _is_foreign_weight(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatch(name, pattern) for pattern in FOREIGN_WEIGHT_PATTERNS)
-
-
-def _commit_text(prepared: PreparedRelease, uploads: list[ReleaseFile], deletions: list[str], first: bool):
-    name = prepared.release.name
-    if first:
-        message = f"Add SubCell {name}: encoder + {NUM_RELEASED_CLASSIFIERS}-classifier ensemble (safetensors)"
-    else:
-        message = f"Update SubCell {name}: " + ", ".join([f.path_in_repo for f in uploads] + deletions)
+def _commit_text(prepared: PreparedRelease) -> tuple[str, str]:
     report = json.loads((prepared.folder / SIDECAR_NAME).read_text())
-    lines = [
+    message = (
+        f"Upload SubCell {prepared.release.name}: encoder + {NUM_RELEASED_CLASSIFIERS}-classifier ensemble "
+        "(safetensors)"
+    )
+    description = (
         f"Converted from the original SubCell release files with subcell_hf {__version__}; "
-        f"checks passed: {', '.join(sorted(report.get('checks', {})))}.",
-        "",
-        *(f"- upload {f.path_in_repo} ({f.size:,} bytes, sha256 {f.sha256})" for f in uploads),
-        *(f"- delete {path} (not part of the release)" for path in deletions),
-    ]
-    return message, "\n".join(lines)
+        f"checks passed: {', '.join(sorted(report.get('checks', {})))}."
+    )
+    return message, description
 
 
 def push_release(
@@ -276,63 +236,26 @@ def push_release(
 ) -> PushResult:
     """Push one prepared release as ONE commit to `<namespace>/<repo-name>`, creating the repository if needed.
 
-    Only files whose content differs from the Hub's (LFS sha256 or git blob sha1) are uploaded, and foreign weight
-    files (`FOREIGN_WEIGHT_PATTERNS`) are deleted; when nothing differs no commit is made. Raises `ValueError` for a
-    release that is not ready (see `PreparedRelease.problems`).
+    `HfApi.upload_folder` uploads exactly the checked files (`RELEASE_FILES`); the library leaves out the files
+    whose content the Hub already holds and makes no commit when nothing changed. Remote files matching
+    `FOREIGN_WEIGHT_PATTERNS` that the push does not upload are deleted in the same commit. Raises `ValueError`
+    for a release that is not ready (see `PreparedRelease.problems`), before any request.
     """
     if not prepared.ready:
         raise ValueError(prepared.refusal())
     api = api or HfApi()
     repo_id = prepared.repo_id(namespace)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    remote = {
-        entry.path: entry for entry in api.list_repo_tree(repo_id, recursive=True) if isinstance(entry, RepoFile)
-    }
-    ours = {f.path_in_repo for f in prepared.files}
-    uploads = [f for f in prepared.files if f.path_in_repo not in remote or not f.matches(remote[f.path_in_repo])]
-    deletions = sorted(path for path in remote if path not in ours and _is_foreign_weight(path))
-    if not uploads and not deletions:
-        return PushResult(repo_id, None)
-    message, description = _commit_text(prepared, uploads, deletions, first=not ours & set(remote))
-    operations = [CommitOperationAdd(f.path_in_repo, str(f.local_path)) for f in uploads]
-    operations += [CommitOperationDelete(path) for path in deletions]
-    info = api.create_commit(repo_id, operations, commit_message=message, commit_description=description)
-    return PushResult(repo_id, str(info.commit_url), tuple(f.path_in_repo for f in uploads), tuple(deletions))
-
-
-# ------------------------------------------------------------------------------------------ local cache
-def fill_cache(
-    prepared: PreparedRelease,
-    cache_dir: str | Path | None = None,
-    namespace: str = DEFAULT_NAMESPACE,
-    revision: str = "main",
-) -> Path:
-    """Place a prepared release in a Hugging Face hub cache, as a download would; returns the snapshot folder.
-
-    `cache_dir` is the hub cache (what ``HF_HUB_CACHE`` or ``cache_dir=`` name; default: this machine's, i.e.
-    ``$HF_HOME/hub``). Layout: ``models--<namespace>--<name>/blobs/<etag>``, ``snapshots/<commit>/<file>`` (relative
-    symlinks to the blobs, copies where symlinks are not allowed) and ``refs/<revision>`` holding the commit, a
-    deterministic hash of the file set, so that filling again with the same files changes nothing.
-    """
-    if not prepared.ready:
-        raise ValueError(prepared.refusal())
-    cache_dir = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
-    repo_dir = cache_dir / repo_folder_name(repo_id=prepared.repo_id(namespace), repo_type="model")
-    commit = prepared.commit_hash
-    snapshot = repo_dir / "snapshots" / commit
-    for file in prepared.files:
-        blob = repo_dir / "blobs" / file.etag
-        if not blob.is_file():
-            copy_atomic(file.local_path, blob)
-        target = snapshot / file.path_in_repo
-        if target.exists():
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.symlink(os.path.relpath(blob, target.parent), target)
-        except OSError:  # e.g. Windows without developer mode: the hub library copies too
-            copy_atomic(blob, target)
-    ref = repo_dir / "refs" / revision
-    if not ref.is_file() or ref.read_text() != commit:
-        atomic_write_text(ref, commit)
-    return snapshot
+    head = api.repo_info(repo_id).sha
+    message, description = _commit_text(prepared)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=prepared.folder,
+        allow_patterns=sorted(RELEASE_FILES),
+        ignore_patterns=[OUTPUT_MARKER],  # local bookkeeping of the atomic writers, never published
+        delete_patterns=list(FOREIGN_WEIGHT_PATTERNS),
+        commit_message=message,
+        commit_description=description,
+    )
+    # Without changes the library makes no commit and returns the head it found: compare with the head before.
+    return PushResult(repo_id, None if info.oid == head else str(info.commit_url))

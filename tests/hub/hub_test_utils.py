@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ def load_recipe():
     """`recipes/push_to_hub.py` as a module (recipes are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location("push_to_hub_recipe", REPO_ROOT / "recipes" / "push_to_hub.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is being made
     spec.loader.exec_module(module)
     return module
 

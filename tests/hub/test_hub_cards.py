@@ -1,10 +1,22 @@
-"""The model cards: committed cards up to date, Hub metadata, channels and classes, model-index only from results."""
+"""The model cards: golden renderings, committed cards up to date, Hub metadata, channels and classes, model-index
+only from results.
+
+The wording of a card is checked once, byte for byte, by the golden files under `tests/hub/golden/` (two releases,
+one per model family, rendered from fixed inputs). After an intended change of the template or the variant table,
+regenerate them and review the diff before committing:
+
+    SUBCELL_HF_UPDATE_GOLDEN=1 python -m pytest tests/hub/test_hub_cards.py -k golden
+"""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
@@ -14,6 +26,9 @@ from subcell_hf.hub import cards
 from subcell_hf.variants import RELEASES
 
 from hub_test_utils import CARDS_DIR
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+UPDATE_GOLDEN = os.environ.get("SUBCELL_HF_UPDATE_GOLDEN") == "1"
 
 REQUIRED_TAGS = {
     "microscopy", "fluorescence", "cell-biology", "protein-localization", "human-protein-atlas", "vision-transformer"
@@ -44,6 +59,32 @@ def _results(model: str = "subcell/all_channels-vit-prots-pool") -> dict:
     }
 
 
+def _golden_inputs(name: str) -> tuple[dict | None, list | None]:
+    """Fixed card inputs: none for the ViT card; made-up source hashes and one measured result for the MAE card."""
+    if name == "dna-protein-vit-prots-pool":
+        return None, None
+    release = RELEASES[name]
+    files = [release.encoder_filename, *release.classifier_filenames()]
+    sources = {file: hashlib.sha256(file.encode()).hexdigest() for file in files}
+    return sources, [_results(release.repo_id())]
+
+
+@pytest.mark.parametrize("name", ["dna-protein-vit-prots-pool", "all_channels-mae-cells-prots-pool"])
+def test_card_rendering_matches_its_golden_file(name):
+    sources, results = _golden_inputs(name)
+    rendered = str(cards.render_card(RELEASES[name], sources=sources, results=results))
+    golden = GOLDEN_DIR / f"{name}.md"
+    if UPDATE_GOLDEN:
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(rendered, encoding="utf-8")
+    expected = golden.read_text(encoding="utf-8")
+    if rendered != expected:
+        diff = "".join(difflib.unified_diff(
+            expected.splitlines(keepends=True), rendered.splitlines(keepends=True), str(golden), "rendered", n=1
+        ))
+        pytest.fail(f"card differs from {golden} (regenerate with SUBCELL_HF_UPDATE_GOLDEN=1 if intended):\n{diff}")
+
+
 def test_committed_cards_are_up_to_date():
     assert cards.stale_cards(CARDS_DIR) == [], "run `make cards` (python -m subcell_hf.hub.cards --output hub_cards)"
 
@@ -62,11 +103,13 @@ def test_stale_missing_and_stray_cards_are_reported(tmp_path):
 
 
 def test_cards_command_writes_then_checks(tmp_path, capsys):
-    assert cards.main(["--output", str(tmp_path), "--check"]) == 1
+    assert cards.main(["--output", str(tmp_path), "--check", "true"]) == 1
     assert cards.main(["--output", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.md")) == sorted(f"{name}.md" for name in RELEASES)
-    assert cards.main(["--output", str(tmp_path), "--check"]) == 0
+    assert cards.main(["--output", str(tmp_path), "--check", "true"]) == 0
     assert "8 of 8 cards changed" in capsys.readouterr().out
+    assert cards.main(["--output", str(tmp_path), "--check", "perhaps"]) == 2
+    assert "`check`: Couldn't parse 'perhaps' into a bool" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", list(RELEASES))
@@ -92,33 +135,8 @@ def test_card_names_its_channels_in_order(name):
     rows = _table_rows(_section(text, "Images the model expects"))
     assert [row[1].strip("`") for row in rows] == list(release.variant.channels)
     assert [int(row[0]) for row in rows] == list(range(release.variant.num_channels))
-    channels = ", ".join(release.variant.channels)
-    assert f"| Input | {release.variant.num_channels} channels, in this order: {channels} |" in text
-    mapping = re.search(r"cell = (\{.*?\})\n", text).group(1)
+    mapping = re.search(r"cell = (\{.*?\})\n", text).group(1)  # the usage snippet's channel dict
     assert re.findall(r'"(\w+)":', mapping) == list(release.variant.channels)
-    assert f'from_pretrained("subcell/{name}")' in text
-
-
-@pytest.mark.parametrize("name", list(RELEASES))
-def test_card_facts_follow_the_variant_table(name):
-    release = RELEASES[name]
-    text = (CARDS_DIR / f"{name}.md").read_text()
-    position = "learned (trained" if release.family.position_embedding_type == "learned" else "fixed 2-D sin-cos"
-    assert f"| Position embeddings | {position}" in text
-    for objective in release.family.objectives:
-        assert objective in text
-    recorded = CARDS_DIR / "sources" / f"{name}.json"
-    if recorded.is_file():
-        sha256 = cards.load_sources(recorded)[release.encoder_filename]
-        assert f"| `{release.encoder_filename}` | `{sha256}` |" in text
-    else:
-        assert f"| `{release.encoder_filename}` | recorded at conversion in `conversion.json` |" in text
-    for classifier in release.classifier_filenames():
-        assert f"`{classifier}`" in text
-    assert "10 MLPs 1536-512-256-31" in text
-    assert "x = (x - min) / (max - min + 1e-06)" in text
-    assert "doi     = {10.1101/2024.12.06.627299}" in text
-    assert f"**subcell/{name}** (this one)" in text
 
 
 def test_card_lists_the_31_classes_in_order():
@@ -147,9 +165,6 @@ def test_results_become_the_model_index(tmp_path):
         ("image-classification", "hpa-single-cell", "test")
     }
     assert ModelCard(str(card)).data.to_dict()["model-index"] == card.data.to_dict()["model-index"]
-    evaluation = _section(str(card), "Evaluation")
-    assert "| Protein localization | HPA single-cell test | test | micro AP | 0.6123 |" in evaluation
-    assert "recipes/evaluate_model.py on 1,000 held-out cells" in evaluation
     other = ModelCard(rendered["dna-protein-vit-prots-pool.md"])
     assert "model-index" not in other.data.to_dict()
 
@@ -174,14 +189,10 @@ def test_invalid_results_name_the_file_and_field(tmp_path, edit, message):
     assert str(path) in str(error.value) and message in str(error.value)
 
 
-def test_known_source_hashes_are_printed_and_recorded(tmp_path):
+def test_source_hashes_are_recorded_from_a_conversion(tmp_path):
     release = RELEASES["dna-protein-mae-cells-prots-pool"]
     files = [release.encoder_filename, *release.classifier_filenames()]
     sources = {name: f"{index:064x}" for index, name in enumerate(files)}
-    text = str(cards.render_card(release, sources=sources))
-    assert f"| `{release.encoder_filename}` | `{0:064x}` |" in text
-    assert "recorded at conversion" not in text
-
     conversion = tmp_path / "conversion.json"
     conversion.write_text(json.dumps({"sources": {n: {"sha256": s, "bytes": 1} for n, s in sources.items()}}))
     recorded = cards.record_sources(conversion, tmp_path / "cards", release)

@@ -1,22 +1,17 @@
-"""Preparing releases for the Hub (conversion, checks, card, refusal) and filling a local Hugging Face cache."""
+"""Preparing releases for the Hub: conversion, checks, card, refusal (nothing here talks to a Hub)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 
-import pytest
-from huggingface_hub import ModelCard, hf_hub_download, scan_cache_dir
+from huggingface_hub import ModelCard
 
 from subcell_hf.hub.convert import sha256_of
 from subcell_hf.hub.publish import (
     RELEASE_FILES,
-    PreparedRelease,
-    ReleaseFile,
     check_release_folder,
     dry_run_listing,
-    fill_cache,
     prepare_release_folder,
     prepare_releases,
 )
@@ -43,15 +38,6 @@ def test_release_card_records_the_converted_source_hashes(prepared_all, tiny_rel
     assert f"| `{encoder_path.name}` | `{sha256_of(encoder_path)}` |" in card.text
     assert "recorded at conversion" not in card.text
     assert card.data.to_dict()["library_name"] == "transformers"
-
-
-def test_release_file_hashes_match_what_the_hub_uses(prepared_all):
-    config = next(f for f in prepared_all[0].files if f.path_in_repo == "config.json")
-    weights = next(f for f in prepared_all[0].files if f.path_in_repo == "model.safetensors")
-    content = config.local_path.read_bytes()
-    assert config.git_sha1 == hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
-    assert config.etag == config.git_sha1 and not config.is_lfs
-    assert weights.is_lfs and weights.etag == weights.sha256 == sha256_of(weights.local_path)
 
 
 def test_conversion_failures_refuse_only_the_broken_variants(broken_release_dir, tmp_path):
@@ -101,48 +87,3 @@ def test_stray_weights_missing_code_and_wrong_configs_are_refused(prepared_all, 
     assert "config.json num_classifiers: expected 10, found 9" in problems
     assert any("auto_map lacks ['AutoModelForImageClassification']" in p for p in problems)
     assert check_release_folder(folder, RELEASES["dna-protein-vit-prots-pool"])  # another variant's channels
-
-
-def test_unready_releases_are_never_placed_in_a_cache(tmp_path):
-    broken = PreparedRelease(RELEASES["dna-protein-vit-prots-pool"], problems=("conversion failed: boom",))
-    with pytest.raises(ValueError, match="refusing dna-protein-vit-prots-pool: conversion failed: boom"):
-        fill_cache(broken, tmp_path)
-    assert not list(tmp_path.iterdir())
-
-
-def test_fill_cache_builds_the_hub_cache_layout_and_is_idempotent(prepared_all, tmp_path):
-    prepared = prepared_all[0]
-    snapshot = fill_cache(prepared, tmp_path)
-    repo_dir = tmp_path / "models--subcell--all_channels-vit-prots-pool"
-    assert snapshot == repo_dir / "snapshots" / prepared.commit_hash
-    assert (repo_dir / "refs" / "main").read_text() == prepared.commit_hash
-    assert {p.name for p in snapshot.iterdir()} == RELEASE_FILES
-    assert {p.name for p in (repo_dir / "blobs").iterdir()} == {f.etag for f in prepared.files}
-    state = {p: p.stat().st_mtime_ns for p in repo_dir.rglob("*") if p.is_file()}
-    assert fill_cache(prepared, tmp_path) == snapshot
-    assert {p: p.stat().st_mtime_ns for p in repo_dir.rglob("*") if p.is_file()} == state
-
-    # huggingface_hub's own cache reader and downloader see a complete repo.
-    info = scan_cache_dir(tmp_path)
-    (repo,) = [r for r in info.repos if r.repo_id == "subcell/all_channels-vit-prots-pool"]
-    (revision,) = repo.revisions
-    assert revision.commit_hash == prepared.commit_hash and revision.refs == frozenset({"main"})
-    assert {f.file_name for f in revision.files} == RELEASE_FILES
-    path = hf_hub_download("subcell/all_channels-vit-prots-pool", "model.safetensors", cache_dir=tmp_path,
-                           local_files_only=True)
-    assert sha256_of(path) == next(f.sha256 for f in prepared.files if f.path_in_repo == "model.safetensors")
-
-
-def test_fill_cache_with_new_files_moves_main_to_a_new_snapshot(prepared_all, tmp_path):
-    prepared = prepared_all[0]
-    old = fill_cache(prepared, tmp_path)
-    changed_card = tmp_path / "README.md"
-    changed_card.write_text(prepared.folder.joinpath("README.md").read_text() + "\nA note.\n")
-    files = tuple(
-        ReleaseFile.from_path(tmp_path, changed_card) if f.path_in_repo == "README.md" else f for f in prepared.files
-    )
-    updated = PreparedRelease(prepared.release, prepared.folder, files)
-    new = fill_cache(updated, tmp_path)
-    assert new != old and old.is_dir()
-    assert (new.parent.parent / "refs" / "main").read_text() == updated.commit_hash
-    assert (new / "README.md").read_text().endswith("A note.\n")

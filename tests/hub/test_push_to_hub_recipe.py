@@ -1,4 +1,5 @@
-"""`recipes/push_to_hub.py` end to end: dry run, refusal, push, and an offline cache that loads by repo id."""
+"""`recipes/push_to_hub.py` end to end: command line, dry run, refusal, push; then a cache downloaded from the pushed
+repositories by the real client loads by repo id offline, without `subcell_hf` too."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import re
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import huggingface_hub.constants
 import pytest
+from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
 from subcell_hf.hub.convert import sha256_of
 from subcell_hf.hub.publish import RELEASE_FILES
-from subcell_hf.variants import RELEASES
+from subcell_hf.variants import DEFAULT_NAMESPACE, RELEASES
 
+from hub_stand_in import download_into_cache
 from hub_test_utils import REPO_ROOT
 
 REPO_LINE = re.compile(r"^(\S+/\S+)  \((\d+) files, ([\d,]+) bytes\)$")
@@ -41,12 +45,10 @@ def _offline_env(hf_home, with_package: bool) -> dict:
 
 
 @pytest.fixture(scope="module")
-def offline_home(push_recipe, tiny_release_dir, tmp_path_factory):
-    """An HF_HOME whose hub cache the recipe filled with all 8 tiny releases."""
+def offline_home(prepared_all, tmp_path_factory):
+    """An HF_HOME whose hub cache `snapshot_download` filled with the 8 tiny releases, served by the Hub stand-in."""
     home = tmp_path_factory.mktemp("hf_home")
-    cards = tmp_path_factory.mktemp("no_cards")
-    assert push_recipe.main(["--release-dir", str(tiny_release_dir), "--cards-dir", str(cards),
-                             "--to-cache", str(home / "hub")]) == 0
+    download_into_cache({p.repo_id(): p.folder for p in prepared_all}, home / "hub")
     return home
 
 
@@ -55,12 +57,39 @@ def test_help_names_every_option(push_recipe, capsys):
         push_recipe.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--release-dir", "--namespace", "--variants", "--dry-run", "--to-cache", "--work-dir", "--private"):
+    for option in ("--release_dir", "--namespace", "--variants", "--dry_run", "--work_dir", "--cards_dir",
+                   "--private", "--config_path"):
         assert option in out
+    assert push_recipe.PushConfig().namespace == DEFAULT_NAMESPACE
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "--release_dir is required"),
+        (["--release_dir", "nowhere"], "--release_dir nowhere: not a folder"),
+        (["--release_dir", ".", "--variants", "[dna-protein]"], "--variants: unknown ['dna-protein']; expected names"),
+        (["--release_dir", ".", "--dry_run", "maybe"], "`dry_run`: Couldn't parse 'maybe' into a bool"),
+    ],
+)
+def test_bad_command_lines_exit_2_with_the_reason(push_recipe, argv, message, capsys):
+    assert push_recipe.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_yaml_config_gives_the_same_fields_and_flags_override_it(push_recipe, tmp_path):
+    config_file = tmp_path / "push.yaml"
+    config_file.write_text("release_dir: /data/release\nvariants: [dna-protein-vit-prots-pool]\ndry_run: true\n")
+    config = push_recipe.parse_args(["--config_path", str(config_file), "--namespace", "my-lab"])
+    assert (str(config.release_dir), config.variants, config.dry_run) == (
+        "/data/release", ["dna-protein-vit-prots-pool"], True
+    )
+    assert config.namespace == "my-lab" and config.private is False
 
 
 def test_dry_run_lists_the_8_repos_and_their_files(push_recipe, tiny_release_dir, tmp_path, capsys):
-    assert push_recipe.main(["--release-dir", str(tiny_release_dir), "--cards-dir", str(tmp_path), "--dry-run"]) == 0
+    argv = ["--release_dir", str(tiny_release_dir), "--cards_dir", str(tmp_path), "--dry_run", "true"]
+    assert push_recipe.main(argv) == 0
     listing: dict[str, dict[str, tuple[int, str]]] = {}
     current = None
     for line in capsys.readouterr().out.splitlines():
@@ -78,27 +107,31 @@ def test_dry_run_lists_the_8_repos_and_their_files(push_recipe, tiny_release_dir
         assert files["configuration_subcell.py"][1] == sha256_of(models / "configuration_subcell.py")
 
 
-def test_broken_variants_are_refused_by_name_and_the_rest_goes_on(push_recipe, broken_release_dir, tmp_path, capsys):
+def test_broken_variants_are_refused_by_name_and_never_reach_the_hub(
+    push_recipe, local_hub, broken_release_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", local_hub.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     release_dir, (intact, missing_key, nan_weights) = broken_release_dir
-    argv = ["--release-dir", str(release_dir), "--cards-dir", str(tmp_path), "--dry-run",
-            "--variants", intact, missing_key, nan_weights]
+    argv = ["--release_dir", str(release_dir), "--cards_dir", str(tmp_path),
+            "--variants", f"[{intact}, {missing_key}, {nan_weights}]"]
     assert push_recipe.main(argv) == 1
     captured = capsys.readouterr()
-    assert f"subcell/{intact}  (8 files" in captured.out
-    assert missing_key not in captured.out and nan_weights not in captured.out
     assert f"refusing {missing_key}: conversion failed" in captured.err
     assert re.search(rf"refusing {nan_weights}: .*finite_outputs", captured.err)
     assert f"2 of 3 variants not published: {missing_key}, {nan_weights}" in captured.err
+    assert list(local_hub.repos) == [f"subcell/{intact}"]  # the refused ones: not even a repository
+    assert f"subcell/{intact}: {local_hub.url}/subcell/{intact}/commit/" in captured.out
 
 
 def test_push_through_the_recipe_is_idempotent(push_recipe, local_hub, tiny_release_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", local_hub.url)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    argv = ["--release-dir", str(tiny_release_dir), "--cards-dir", str(tmp_path),
-            "--variants", "dna-protein-vit-prots-pool", "all_channels-mae-cells-prots-pool"]
+    argv = ["--release_dir", str(tiny_release_dir), "--cards_dir", str(tmp_path),
+            "--variants", "[dna-protein-vit-prots-pool, all_channels-mae-cells-prots-pool]"]
     assert push_recipe.main(argv) == 0
     first = capsys.readouterr().out
-    assert first.count("(8 uploaded, 0 deleted)") == 2
+    assert first.count(f"{local_hub.url}/subcell/") == 2 and "/commit/" in first
     assert push_recipe.main(argv) == 0
     assert capsys.readouterr().out.count("up to date, no commit") == 2
     assert {repo: len(state.commits) for repo, state in local_hub.repos.items()} == {
@@ -106,34 +139,25 @@ def test_push_through_the_recipe_is_idempotent(push_recipe, local_hub, tiny_rele
     }
 
 
-@pytest.mark.slow
-def test_offline_cache_loads_by_repo_id_with_the_auto_classes(offline_home, tmp_path):
-    result = _run_python(
-        """
-        import json
-        import torch
-        import subcell_hf
-        from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
-        from subcell_hf.variants import RELEASES
+def test_offline_cache_loads_by_repo_id_with_the_auto_classes(offline_home):
+    import torch
 
-        encoder = AutoModel.from_pretrained("subcell/all_channels-vit-prots-pool")
-        classifier = AutoModelForImageClassification.from_pretrained("subcell/dna-protein-mae-cells-prots-pool")
-        processors = {name: AutoImageProcessor.from_pretrained(f"subcell/{name}").channel_names for name in RELEASES}
-        processor = AutoImageProcessor.from_pretrained("subcell/all_channels-vit-prots-pool")
-        embedding = encoder(**processor(torch.rand(4, 64, 64) * 1000)).pooler_output
-        print(json.dumps({
-            "encoder": [type(encoder).__name__, encoder.config.num_channels, list(embedding.shape)],
-            "classifier": [type(classifier).__name__, classifier.config.num_channels, len(classifier.classifiers),
-                           classifier.config.position_embedding_type],
-            "processors": processors,
-        }))
-        """,
-        _offline_env(offline_home, with_package=True),
-        cwd=tmp_path,
-    )
-    assert result["encoder"] == ["SubCellModel", 4, [1, 128]]
-    assert result["classifier"] == ["SubCellForProteinLocalization", 2, 10, "sincos"]
-    assert result["processors"] == {name: list(r.variant.channels) for name, r in RELEASES.items()}
+    cache = offline_home / "hub"
+    with mock.patch.object(huggingface_hub.constants, "HF_HUB_OFFLINE", True):
+        encoder = AutoModel.from_pretrained("subcell/all_channels-vit-prots-pool", cache_dir=cache)
+        classifier = AutoModelForImageClassification.from_pretrained(
+            "subcell/dna-protein-mae-cells-prots-pool", cache_dir=cache
+        )
+        processors = {
+            name: AutoImageProcessor.from_pretrained(f"subcell/{name}", cache_dir=cache).channel_names
+            for name in RELEASES
+        }
+        processor = AutoImageProcessor.from_pretrained("subcell/all_channels-vit-prots-pool", cache_dir=cache)
+    embedding = encoder(**processor(torch.rand(4, 64, 64) * 1000)).pooler_output
+    assert [type(encoder).__name__, encoder.config.num_channels, list(embedding.shape)] == ["SubCellModel", 4, [1, 128]]
+    assert [type(classifier).__name__, classifier.config.num_channels, len(classifier.classifiers),
+            classifier.config.position_embedding_type] == ["SubCellForProteinLocalization", 2, 10, "sincos"]
+    assert processors == {name: list(r.variant.channels) for name, r in RELEASES.items()}
 
 
 @pytest.mark.slow
