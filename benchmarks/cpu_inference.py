@@ -47,7 +47,7 @@ import subcell_hf  # noqa: E402
 from subcell_hf import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor  # noqa: E402
 from subcell_hf.inference import EmbeddingModel, embed  # noqa: E402
 from subcell_hf.inference.runtime import EXPORT_CACHE_ENV, build_runtime, missing_packages  # noqa: E402
-from subcell_hf.models import LOCALIZATION_CLASSES, modeling_subcell  # noqa: E402
+from subcell_hf.models import LOCALIZATION_CLASSES  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- the machine
@@ -87,30 +87,22 @@ def cpu_peak() -> dict:
 # ------------------------------------------------------------------------------------------------- the paths
 @contextlib.contextmanager
 def wrapper_attention(model: SubCellForProteinLocalization):
-    """Every layer on eager attention, and every layer's (B, heads, T, T) weights kept until the forward returns,
-    as the original wrapper's `output_attentions=True` call did."""
-    kept: list[torch.Tensor] = []
-
-    def eager_and_keep(*args, **kwargs):
-        output, weights = modeling_subcell.eager_attention_forward(*args, **kwargs)
-        kept.append(weights)
-        return output, weights
-
-    layers = [layer.attention for layer in model.subcell.layers]
-    for attention in layers:
-        attention._attention_function = lambda: eager_and_keep
+    """Every layer on eager attention, as the original wrapper's `output_attentions=True` call ran transformers' ViT:
+    the forward then keeps every layer's (B, heads, T, T) weights (`output.attentions`) until it returns."""
+    previous = model.config._attn_implementation
+    model.config._attn_implementation = "eager"
     try:
-        yield kept
+        yield
     finally:
-        for attention in layers:
-            del attention._attention_function
+        model.config._attn_implementation = previous
 
 
 def wrapper_style(model: SubCellForProteinLocalization, pixels: torch.Tensor):
     embeddings, probabilities = [], []
     for cell in pixels:
-        with wrapper_attention(model) as kept:
-            output = model(cell.unsqueeze(0))
+        with wrapper_attention(model):
+            output = model(cell.unsqueeze(0), output_attentions=True)
+            kept = output.attentions
             cls_map = kept[-1][:, :, 0, 1:]  # the wrapper's last-layer CLS attention map
             assert len(kept) == len(model.subcell.layers) and cls_map.shape[-1] == pixels.shape[-1] ** 2 // 256
         embeddings.append(output.embeddings)

@@ -13,6 +13,7 @@ the fraction of the GPU's peak dense bf16 FLOP/s, with FLOPs per image counted f
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -27,19 +28,20 @@ from _common import PEAK_BF16_FLOPS, flops_per_image, timed  # noqa: E402, F401 
 
 import subcell_hf  # noqa: E402
 from subcell_hf import SubCellConfig, SubCellModel  # noqa: E402
-from subcell_hf.models import modeling_subcell  # noqa: E402
 
 
 def naive_wrapper_style(model: SubCellModel, images: torch.Tensor) -> None:
     """One image at a time, last layer with eager attention whose full weights are materialised then dropped."""
     last = model.layers[-1].attention
-    last._attention_function = lambda: modeling_subcell.eager_attention_forward
+    shared = last.config
+    last.config = copy.copy(shared)  # the last layer alone on eager attention
+    last.config._attn_implementation = "eager"
     try:
         with torch.inference_mode():
             for image in images:
                 model(image.unsqueeze(0))
     finally:
-        del last._attention_function
+        last.config = shared
 
 
 def cpu_benchmark(size: int, repeats: int) -> dict:

@@ -33,8 +33,6 @@ def _register_config() -> None:
     from .models.configuration_subcell import SubCellConfig
 
     AutoConfig.register(SubCellConfig.model_type, SubCellConfig, exist_ok=True)
-    # save_pretrained also writes the code and auto_map, for users who load with trust_remote_code=True.
-    SubCellConfig.register_for_auto_class()
 
 
 def _register_models() -> None:
@@ -45,8 +43,6 @@ def _register_models() -> None:
 
     AutoModel.register(SubCellConfig, SubCellModel, exist_ok=True)
     AutoModelForImageClassification.register(SubCellConfig, SubCellForProteinLocalization, exist_ok=True)
-    SubCellModel.register_for_auto_class("AutoModel")
-    SubCellForProteinLocalization.register_for_auto_class("AutoModelForImageClassification")
 
 
 def _register_image_processor() -> None:
@@ -56,7 +52,6 @@ def _register_image_processor() -> None:
     from .models.image_processing_subcell import SubCellImageProcessor
 
     AutoImageProcessor.register(SubCellConfig, image_processor_classes={"pil": SubCellImageProcessor}, exist_ok=True)
-    SubCellImageProcessor.register_for_auto_class("AutoImageProcessor")
 
 
 def _register_pipelines() -> None:

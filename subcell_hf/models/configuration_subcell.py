@@ -5,9 +5,10 @@ channel order and the localization class names. It imports nothing from the rest
 ``models/`` folder is uploaded as remote code for ``trust_remote_code=True`` users.
 """
 
-from __future__ import annotations
+from typing import Literal
 
-from transformers import PretrainedConfig
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
 
 #: All HPA channels, in the order SubCell stacks them (docs/model.md, section 4). The protein channel is always last.
 HPA_CHANNELS: tuple[str, ...] = ("microtubules", "er", "dna", "protein")
@@ -56,12 +57,25 @@ PRETRAINING_CLASSES: tuple[str, ...] = tuple(
     )
 ) + ("Negative",)
 
-POSITION_EMBEDDING_TYPES = ("learned", "sincos")
+#: The Auto classes a saved SubCell folder names in its `auto_map`, for users who load it with
+#: `trust_remote_code=True` without `subcell_hf`: the encoder and the classifier share this configuration and one
+#: modeling file, so either folder loads as either model.
+REMOTE_CODE_AUTO_MAP: dict[str, str] = {
+    "AutoConfig": "configuration_subcell.SubCellConfig",
+    "AutoModel": "modeling_subcell.SubCellModel",
+    "AutoModelForImageClassification": "modeling_subcell.SubCellForProteinLocalization",
+}
 
 
-class SubCellConfig(PretrainedConfig):
+@strict
+class SubCellConfig(PreTrainedConfig):
     r"""Configuration of a SubCell model: a ViT-B/16 encoder, a gated attention pooler and an optional ensemble of
     MLP localization classifiers.
+
+    A typed dataclass, as transformers' own configurations: every field is checked against its annotation when set
+    (a wrong type raises `StrictDataclassFieldValidationError` naming the field, the expected type and the value
+    found), and the `validate_*` methods check the values together after `__init__` and before saving
+    (`StrictDataclassClassValidationError`).
 
     Args:
         channel_names (`list[str]`, defaults to all four HPA channels):
@@ -85,81 +99,65 @@ class SubCellConfig(PretrainedConfig):
         model_variant (`str`, *optional*): free-form name of the release (e.g. `"all_channels-vit-prots-pool"`).
         source_checksums (`dict[str, str]`, *optional*): sha256 of every original file a converted model came
             from, keyed by file name.
+
+    Without `id2label` or `num_labels`, the labels are the 31 `LOCALIZATION_CLASSES`; `problem_type` defaults to
+    multi-label classification.
     """
 
     model_type = "subcell"
 
-    def __init__(
-        self,
-        channel_names: list[str] | tuple[str, ...] | None = None,
-        hidden_size: int = 768,
-        num_hidden_layers: int = 12,
-        num_attention_heads: int = 12,
-        intermediate_size: int = 3072,
-        hidden_act: str = "gelu",
-        hidden_dropout_prob: float = 0.0,
-        attention_probs_dropout_prob: float = 0.0,
-        initializer_range: float = 0.02,
-        layer_norm_eps: float = 1e-12,
-        qkv_bias: bool = True,
-        image_size: int = 448,
-        patch_size: int = 16,
-        position_embedding_type: str = "learned",
-        pool_hidden_size: int = 512,
-        pool_num_heads: int = 2,
-        pool_dropout: float = 0.2,
-        classifier_hidden_sizes: list[int] | tuple[int, ...] = (512, 256),
-        classifier_dropout: float = 0.5,
-        num_classifiers: int = 10,
-        model_variant: str | None = None,
-        source_checksums: dict[str, str] | None = None,
-        **kwargs,
-    ):
-        channel_names = list(HPA_CHANNELS if channel_names is None else channel_names)
-        unknown = [c for c in channel_names if c not in HPA_CHANNELS]
-        if unknown or not channel_names:
-            raise ValueError(f"channel_names must be a non-empty subset of {list(HPA_CHANNELS)}, found {channel_names}")
-        if sorted(channel_names, key=HPA_CHANNELS.index) != channel_names:
-            raise ValueError(
-                f"channel_names must follow the HPA order {list(HPA_CHANNELS)}, found {channel_names}"
-            )
-        if position_embedding_type not in POSITION_EMBEDDING_TYPES:
-            raise ValueError(
-                f"position_embedding_type must be one of {POSITION_EMBEDDING_TYPES}, found {position_embedding_type!r}"
-            )
-        if image_size % patch_size:
-            raise ValueError(f"image_size must be a multiple of patch_size={patch_size}, found {image_size}")
-        if hidden_size % num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({hidden_size}) must be divisible by num_attention_heads ({num_attention_heads})"
-            )
-        self.channel_names = channel_names
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.qkv_bias = qkv_bias
-        self.image_size = image_size
-        self.patch_size = patch_size
-        self.position_embedding_type = position_embedding_type
-        self.pool_hidden_size = pool_hidden_size
-        self.pool_num_heads = pool_num_heads
-        self.pool_dropout = pool_dropout
-        self.classifier_hidden_sizes = list(classifier_hidden_sizes)
-        self.classifier_dropout = classifier_dropout
-        self.num_classifiers = num_classifiers
-        self.model_variant = model_variant
-        self.source_checksums = dict(source_checksums or {})
+    channel_names: list[str] | tuple[str, ...] | None = None
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    qkv_bias: bool = True
+    image_size: int = 448
+    patch_size: int = 16
+    position_embedding_type: Literal["learned", "sincos"] = "learned"
+    pool_hidden_size: int = 512
+    pool_num_heads: int = 2
+    pool_dropout: float | int = 0.2
+    classifier_hidden_sizes: list[int] | tuple[int, ...] = (512, 256)
+    classifier_dropout: float | int = 0.5
+    num_classifiers: int = 10
+    model_variant: str | None = None
+    source_checksums: dict[str, str] | None = None
+    problem_type: Literal["regression", "single_label_classification", "multi_label_classification"] | None = (
+        "multi_label_classification"
+    )
 
-        if "id2label" not in kwargs and "num_labels" not in kwargs:
-            kwargs["id2label"] = dict(enumerate(LOCALIZATION_CLASSES))
-        kwargs.setdefault("problem_type", "multi_label_classification")
-        super().__init__(**kwargs)
+    def __post_init__(self, **kwargs):
+        self.channel_names = list(HPA_CHANNELS if self.channel_names is None else self.channel_names)
+        self.classifier_hidden_sizes = list(self.classifier_hidden_sizes)
+        self.source_checksums = dict(self.source_checksums or {})
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            self.id2label = dict(enumerate(LOCALIZATION_CLASSES))
+        if self._auto_class is not None and "auto_map" not in kwargs:  # subclasses that are not remote code opt out
+            kwargs["auto_map"] = dict(REMOTE_CODE_AUTO_MAP)
+        super().__post_init__(**kwargs)
+
+    def validate_channel_names(self):
+        if not self.channel_names or any(c not in HPA_CHANNELS for c in self.channel_names):
+            raise ValueError(
+                f"channel_names must be a non-empty subset of {list(HPA_CHANNELS)}, found {self.channel_names}"
+            )
+        if sorted(self.channel_names, key=HPA_CHANNELS.index) != list(self.channel_names):
+            raise ValueError(f"channel_names must follow the HPA order {list(HPA_CHANNELS)}, found {self.channel_names}")
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size must be a multiple of patch_size={self.patch_size}, found {self.image_size}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads ({self.num_attention_heads})"
+            )
 
     @property
     def num_channels(self) -> int:
@@ -171,4 +169,7 @@ class SubCellConfig(PretrainedConfig):
         return self.pool_num_heads * self.hidden_size
 
 
-__all__ = ["HPA_CHANNELS", "LOCALIZATION_CLASSES", "PRETRAINING_CLASSES", "SubCellConfig"]
+# `save_pretrained` copies this file next to config.json and names it in `auto_map` (remote code).
+SubCellConfig.register_for_auto_class()
+
+__all__ = ["HPA_CHANNELS", "LOCALIZATION_CLASSES", "PRETRAINING_CLASSES", "REMOTE_CODE_AUTO_MAP", "SubCellConfig"]

@@ -239,4 +239,7 @@ class SubCellImageProcessor(BaseImageProcessor):
         return self.preprocess(images, **kwargs)
 
 
+# `save_pretrained` copies this file next to preprocessor_config.json and names it in its `auto_map` (remote code).
+SubCellImageProcessor.register_for_auto_class("AutoImageProcessor")
+
 __all__ = ["MIN_MAX_EPSILON", "SubCellImageProcessor", "min_max_normalize"]

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_subcell import SubCellConfig
 
@@ -53,7 +54,10 @@ class SubCellModelOutput(ModelOutput):
         pool_attentions: (B, pool_num_heads, H/16, W/16) the pooler's attention over patches (CLS entry dropped).
         hidden_states: with `output_hidden_states=True`, the embeddings and each layer's output.
         cls_attentions: with `output_attentions=True`, the last layer's attention of the CLS token over the
-            patches, (B, num_attention_heads, H/16, W/16).
+            patches, (B, num_attention_heads, H/16, W/16), whatever the attention implementation.
+        attentions: with `output_attentions=True` and an implementation that returns attention weights (`"eager"`),
+            each layer's (B, num_attention_heads, T, T) softmax weights, as transformers' models return them;
+            `None` with fused kernels (SDPA, flash).
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -61,6 +65,7 @@ class SubCellModelOutput(ModelOutput):
     pool_attentions: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     cls_attentions: torch.FloatTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -73,7 +78,7 @@ class SubCellLocalizationOutput(ModelOutput):
         probabilities: (B, num_labels) mean over the ensemble of the per-classifier sigmoids.
         ensemble_logits: (B, num_classifiers, num_labels) each classifier's raw logits.
         embeddings: (B, 1536) the SubCell embedding the classifiers read.
-        pool_attentions, hidden_states, cls_attentions: as in `SubCellModelOutput`.
+        pool_attentions, hidden_states, cls_attentions, attentions: as in `SubCellModelOutput`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -84,6 +89,7 @@ class SubCellLocalizationOutput(ModelOutput):
     pool_attentions: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
     cls_attentions: torch.FloatTensor | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class SubCellEmbeddings(nn.Module):
@@ -135,8 +141,20 @@ class SubCellEmbeddings(nn.Module):
         return self.dropout(tokens)
 
 
-def eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """Plain softmax attention; returns (B, T, heads, head_dim) and the (B, heads, T, T) weights."""
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention, with the signature of the functions in transformers' `ALL_ATTENTION_FUNCTIONS`:
+    (B, heads, T, head_dim) inputs; returns (B, T, heads, head_dim) and the (B, heads, T, T) weights."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
     weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
         weights = weights + attention_mask
@@ -145,15 +163,10 @@ def eager_attention_forward(module, query, key, value, attention_mask, scaling, 
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
 
 
-def sdpa_attention_forward(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
-    """`torch.nn.functional.scaled_dot_product_attention`; returns (B, T, heads, head_dim) and no weights."""
-    output = F.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout if module.training else 0.0, scale=scaling
-    )
-    return output.transpose(1, 2).contiguous(), None
-
-
 class SubCellAttention(nn.Module):
+    """Multi-head self-attention; the kernel is `config._attn_implementation` (`"sdpa"` by default, `"eager"`, or any
+    name registered in transformers' `AttentionInterface`), read at every call as transformers' models do."""
+
     def __init__(self, config: SubCellConfig):
         super().__init__()
         self.config = config
@@ -167,33 +180,30 @@ class SubCellAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=config.qkv_bias)
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def _attention_function(self):
-        implementation = getattr(self.config, "_attn_implementation", None) or "sdpa"
-        if implementation == "eager":
-            return eager_attention_forward
-        if implementation == "sdpa":
-            return sdpa_attention_forward
-        return ALL_ATTENTION_FUNCTIONS[implementation]
-
     def forward(
         self, hidden_states: torch.Tensor, output_cls_attention: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Returns the attended tokens, the attention weights (None from fused kernels) and, with
+        `output_cls_attention`, the CLS token's attention (B, heads, T)."""
         batch, tokens, _ = hidden_states.shape
         shape = (batch, tokens, self.num_heads, self.head_dim)
         query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
         key = self.k_proj(hidden_states).view(shape).transpose(1, 2)
         value = self.v_proj(hidden_states).view(shape).transpose(1, 2)
-        output, _ = self._attention_function()(
+        attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        output, weights = attention_interface(
             self, query, key, value, None, scaling=self.scaling, dropout=self.dropout if self.training else 0.0
         )
         cls_attention = None
         if output_cls_attention:
-            # Only the CLS row is needed for the attention map: one (1 x T) softmax per head, while the layer
-            # itself keeps its fused kernel.
+            # Only the CLS row is needed for the attention map: one (1 x T) softmax per head in float32, the same
+            # under every implementation, while the layer itself keeps its fused kernel.
             scores = torch.matmul(query[:, :, :1].float(), key.float().transpose(-1, -2)) * self.scaling
             cls_attention = scores.softmax(dim=-1)[:, :, 0]
         output = self.o_proj(output.reshape(batch, tokens, -1))
-        return output, cls_attention
+        return output, weights, cls_attention
 
 
 class SubCellMLP(nn.Module):
@@ -220,11 +230,12 @@ class SubCellLayer(GradientCheckpointingLayer):
 
     def forward(
         self, hidden_states: torch.Tensor, output_cls_attention: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, cls_attention = self.attention(self.layernorm_before(hidden_states), output_cls_attention)
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Returns the block's output tokens and the attention's weights and CLS attention (see `SubCellAttention`)."""
+        attended, weights, cls_attention = self.attention(self.layernorm_before(hidden_states), output_cls_attention)
         hidden_states = hidden_states + self.dropout(attended)
         hidden_states = hidden_states + self.dropout(self.mlp(self.layernorm_after(hidden_states)))
-        return hidden_states, cls_attention
+        return hidden_states, weights, cls_attention
 
 
 class SubCellGatedAttentionPooler(nn.Module):
@@ -281,35 +292,22 @@ class SubCellPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
+        # transformers' `initialization` functions leave alone the tensors `from_pretrained` has already loaded
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv2d)):
-            nn.init.trunc_normal_(module.weight, std=std)
+            init.trunc_normal_(module.weight, std=std)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
         elif isinstance(module, SubCellEmbeddings):
-            nn.init.trunc_normal_(module.cls_token, std=std)
+            init.trunc_normal_(module.cls_token, std=std)
             if self.config.position_embedding_type == "sincos":
                 grid = module.grid_size
-                module.position_embeddings.copy_(sincos_position_embeddings(self.config.hidden_size, grid, grid))
+                init.copy_(module.position_embeddings, sincos_position_embeddings(self.config.hidden_size, grid, grid))
             else:
-                nn.init.trunc_normal_(module.position_embeddings, std=std)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual, with an `auto_map` naming every SubCell Auto class so that the folder loads with
-        `trust_remote_code=True` (as an encoder or as a classifier) without `subcell_hf` installed."""
-        auto_map = dict(getattr(self.config, "auto_map", None) or {})
-        auto_map.update(
-            {
-                "AutoConfig": "configuration_subcell.SubCellConfig",
-                "AutoModel": "modeling_subcell.SubCellModel",
-                "AutoModelForImageClassification": "modeling_subcell.SubCellForProteinLocalization",
-            }
-        )
-        self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+                init.trunc_normal_(module.position_embeddings, std=std)
 
 
 class SubCellModel(SubCellPreTrainedModel):
@@ -329,31 +327,32 @@ class SubCellModel(SubCellPreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.embeddings.projection
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-        return_dict: bool | None = None,
         kept_patch_indices: torch.LongTensor | None = None,
         **kwargs,
-    ) -> SubCellModelOutput | tuple:
+    ) -> SubCellModelOutput:
         """Encode preprocessed cells.
 
         Args:
             pixel_values: (B, C, H, W) float crops normalised by `SubCellImageProcessor`; any H, W >= 16 (the
                 maps cover the H // 16 x W // 16 whole patches).
             output_hidden_states: also return the embeddings and every layer's output.
-            output_attentions: also return the last layer's CLS attention map (the layer stays on SDPA).
+            output_attentions: also return the last layer's CLS attention map (computed apart: the layers keep
+                their kernel) and, under eager attention, every layer's attention weights.
             kept_patch_indices: (B, K) row-major indices of the only patches to encode (MAE pretraining: the
                 visible ones; the CLS token is always kept). The maps then cover those K patches, not the grid:
                 `pool_attentions` and `cls_attentions` are (B, heads, K).
+            return_dict: `False` gives `to_tuple()` of the output (handled by `can_return_tuple`).
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         height, width = pixel_values.shape[-2:]
         pixel_values = pixel_values.to(self.embeddings.projection.weight.dtype)
 
@@ -362,12 +361,17 @@ class SubCellModel(SubCellPreTrainedModel):
             kept = kept_patch_indices[..., None].expand(-1, -1, hidden_states.shape[-1])
             hidden_states = torch.cat([hidden_states[:, :1], torch.gather(hidden_states[:, 1:], 1, kept)], dim=1)
         all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = ()
         cls_attention = None
         for index, layer in enumerate(self.layers):
             is_last = index == len(self.layers) - 1
-            hidden_states, cls_attention = layer(hidden_states, output_cls_attention=bool(output_attentions and is_last))
+            hidden_states, weights, cls_attention = layer(
+                hidden_states, output_cls_attention=bool(output_attentions and is_last)
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
+            if output_attentions and weights is not None:
+                all_attentions += (weights,)
 
         tokens = self.layernorm(hidden_states)
         embedding, pool_attention = self.pooler(tokens)
@@ -380,14 +384,14 @@ class SubCellModel(SubCellPreTrainedModel):
         if cls_attention is not None:
             cls_maps = cls_attention[:, :, 1:].reshape(cls_attention.shape[0], cls_attention.shape[1], *grid)
 
-        output = SubCellModelOutput(
+        return SubCellModelOutput(
             last_hidden_state=tokens,
             pooler_output=embedding,
             pool_attentions=pool_maps,
             hidden_states=all_hidden_states,
             cls_attentions=cls_maps,
+            attentions=all_attentions or None,
         )
-        return output if return_dict else output.to_tuple()
 
 
 class SubCellForProteinLocalization(SubCellPreTrainedModel):
@@ -414,31 +418,34 @@ class SubCellForProteinLocalization(SubCellPreTrainedModel):
         logits = torch.logit(probabilities, eps=1e-6)
         return ensemble_logits, probabilities, logits
 
+    @can_return_tuple
     def forward(
         self,
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-        return_dict: bool | None = None,
         **kwargs,
-    ) -> SubCellLocalizationOutput | tuple:
+    ) -> SubCellLocalizationOutput:
         """Classify preprocessed cells.
 
         Args:
             pixel_values: (B, C, H, W) as for `SubCellModel`.
             labels: optional (B, num_labels) multi-hot targets; the loss is the mean over classifiers of their BCE.
+            output_hidden_states, output_attentions, return_dict: as for `SubCellModel`.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         encoded = self.subcell(
-            pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+            pixel_values,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         ensemble_logits, probabilities, logits = self.classify(encoded.pooler_output)
         loss = None
         if labels is not None:
             targets = labels.to(ensemble_logits.dtype).unsqueeze(1).expand_as(ensemble_logits)
             loss = F.binary_cross_entropy_with_logits(ensemble_logits, targets)
-        output = SubCellLocalizationOutput(
+        return SubCellLocalizationOutput(
             loss=loss,
             logits=logits,
             probabilities=probabilities,
@@ -447,9 +454,14 @@ class SubCellForProteinLocalization(SubCellPreTrainedModel):
             pool_attentions=encoded.pool_attentions,
             hidden_states=encoded.hidden_states,
             cls_attentions=encoded.cls_attentions,
+            attentions=encoded.attentions,
         )
-        return output if return_dict else output.to_tuple()
 
+
+# `save_pretrained` copies this file (and the configuration it imports) next to the weights and names the classes in
+# the config's `auto_map` (remote code); the config names both Auto classes, see `REMOTE_CODE_AUTO_MAP`.
+SubCellModel.register_for_auto_class("AutoModel")
+SubCellForProteinLocalization.register_for_auto_class("AutoModelForImageClassification")
 
 __all__ = [
     "SubCellForProteinLocalization",

@@ -7,7 +7,9 @@ either released model family; `encoder_config()` gives back the plain `SubCellCo
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
+
+from transformers import PreTrainedConfig
 
 from ..models import SubCellConfig
 from ..variants import MODEL_FAMILIES
@@ -24,7 +26,9 @@ FAMILY_OBJECTIVES: dict[str, dict[str, float]] = {
 assert set(FAMILY_OBJECTIVES) == set(MODEL_FAMILIES)
 
 _ENCODER_ARGUMENTS = tuple(
-    name for name in inspect.signature(SubCellConfig.__init__).parameters if name not in ("self", "kwargs")
+    field.name
+    for field in dataclasses.fields(SubCellConfig)
+    if field.name not in {base.name for base in dataclasses.fields(PreTrainedConfig)}
 )
 
 

@@ -110,7 +110,7 @@ class SubCellMAEDecoder(nn.Module):
         patches = torch.gather(patches, 1, ids_restore[..., None].expand(-1, -1, patches.shape[-1]))
         hidden = torch.cat([tokens[:, :1], patches], dim=1) + self.position_embeddings_for(grid, tokens)
         for layer in self.layers:
-            hidden, _ = layer(hidden)
+            hidden = layer(hidden)[0]
         return self.prediction(self.layernorm(hidden))[:, 1:]
 
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel, AutoModelForImageClassification
+from transformers import AutoModel
 from transformers.utils import logging as hf_logging
 
 from subcell_hf import SubCellConfig, SubCellForProteinLocalization, SubCellModel
@@ -38,14 +38,11 @@ def test_parameter_counts_match_the_spec(channels, encoder_params):
 
 
 def test_output_shapes_and_defaults():
-    config = tiny_config()
-    model = SubCellModel(config).eval()
-    output = model(torch.rand(3, 4, 64, 64), output_hidden_states=True)
+    model = SubCellModel(tiny_config()).eval()
+    output = model(torch.rand(3, 4, 64, 64))
     assert output.last_hidden_state.shape == (3, 17, 64)
     assert output.pooler_output.shape == (3, 128)
     assert output.pool_attentions.shape == (3, 2, 4, 4)
-    assert len(output.hidden_states) == config.num_hidden_layers + 1
-    assert output.cls_attentions is None
     # each pooling head's attention over all tokens sums to one; the maps drop only the CLS entry
     assert torch.all(output.pool_attentions.sum(dim=(2, 3)) <= 1 + 1e-6)
     assert model.config._attn_implementation == "sdpa"
@@ -84,18 +81,15 @@ def test_kept_patch_indices_encode_only_those_patches_at_their_own_positions():
     tokens = model.embeddings(pixels)
     tokens = torch.cat([tokens[:, :1], torch.stack([tokens[b, 1:][kept[b]] for b in range(2)])], dim=1)
     for layer in model.layers:
-        tokens, _ = layer(tokens)
+        tokens = layer(tokens)[0]
     torch.testing.assert_close(subset.last_hidden_state, model.layernorm(tokens))
     assert not torch.allclose(subset.pooler_output, full.pooler_output, atol=1e-3)
 
 
-def test_sdpa_and_eager_agree_and_attention_maps_do_not_make_the_model_eager(monkeypatch):
-    config = tiny_config()
-    sdpa = SubCellModel(config).eval()
-    eager_config = tiny_config()
-    eager_config._attn_implementation = "eager"
-    eager_model = SubCellModel(eager_config).eval()
-    eager_model.load_state_dict(sdpa.state_dict())
+def test_attention_maps_do_not_make_the_model_eager(monkeypatch):
+    """The CLS map is one extra (1 x T) softmax per head: the layers stay on their fused kernel (SDPA = eager and
+    the eager weights are checked in test_modeling_common.py)."""
+    sdpa = SubCellModel(tiny_config()).eval()
     pixels = torch.rand(2, 4, 64, 64)
 
     calls = []
@@ -105,9 +99,11 @@ def test_sdpa_and_eager_agree_and_attention_maps_do_not_make_the_model_eager(mon
     )
     out_sdpa = sdpa(pixels, output_attentions=True)
     assert calls == [], "asking for attention maps must not run eager attention"
-    out_eager = eager_model(pixels)
-    assert len(calls) == config.num_hidden_layers
-    torch.testing.assert_close(out_sdpa.pooler_output, out_eager.pooler_output, atol=1e-5, rtol=1e-5)
+    assert out_sdpa.attentions is None
+    sdpa.set_attn_implementation("eager")
+    sdpa(pixels)
+    assert len(calls) == sdpa.config.num_hidden_layers
+    sdpa.set_attn_implementation("sdpa")
 
     # the CLS map equals the CLS row of the last layer's full softmax attention
     layer = sdpa.layers[-1]
@@ -181,24 +177,17 @@ def test_localization_ensemble_outputs_and_loss():
     assert model.config.id2label[26] == "Nucleoplasm" and model.config.num_labels == 31
 
 
-def test_training_mode_uses_dropout_and_gradient_checkpointing_runs():
+def test_training_mode_uses_dropout():
     model = SubCellForProteinLocalization(tiny_config(pool_dropout=0.5)).train()
-    model.activation_checkpointing_enable()
-    assert all(layer.gradient_checkpointing for layer in model.subcell.layers)
     pixels = torch.rand(2, 4, 64, 64)
     first, second = model(pixels).probabilities, model(pixels).probabilities
     assert not torch.allclose(first, second)
-    model(pixels, labels=torch.ones(2, 31)).loss.backward()
-    assert model.subcell.embeddings.projection.weight.grad is not None
 
 
-def test_save_load_round_trip_and_encoder_from_classifier_checkpoint(tmp_path, caplog):
+def test_encoder_loads_from_a_classifier_checkpoint_without_warnings(tmp_path, caplog):
     model = SubCellForProteinLocalization(tiny_config(position_embedding_type="sincos")).eval()
     model.save_pretrained(tmp_path)
     pixels = torch.rand(2, 4, 64, 64)
-    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
-    assert isinstance(reloaded, SubCellForProteinLocalization)
-    torch.testing.assert_close(reloaded(pixels).probabilities, model(pixels).probabilities, rtol=0, atol=0)
 
     hf_logging.enable_propagation()
     try:
