@@ -55,8 +55,14 @@ def parse_config(config_class: type, argv: list[str], prog: str, description: st
     except argparse.ArgumentError as error:
         raise UsageError(str(error), usage) from None
     except (draccus.utils.DraccusException, ValueError, TypeError, OSError) as error:  # YAML errors are ValueErrors
-        cause = error.__cause__
-        message = str(error) if cause is None else str(cause)  # "Couldn't instantiate ...": the reason is the cause
+        cause = error.__cause__  # "Couldn't instantiate Config": the reason is the config's own check
+        named = isinstance(error, draccus.utils.DecodingError) or cause is None  # "`num_fields`: Couldn't parse"
+        message = str(error) if named else str(cause)
+        known = set(parser.parser._option_string_actions) if usage else set()
+        renamed = [f"--{arg[2:].replace('-', '_')}" for arg in argv if arg.startswith("--") and "-" in arg[2:]]
+        renamed = [flag for flag in renamed if flag.split("=")[0] in known]
+        if renamed:  # the argparse spelling of earlier versions
+            message += f" (flags are the config's field names: {', '.join(renamed)})"
         raise UsageError(message, usage) from None
 
 

@@ -14,6 +14,9 @@ import sys
 from dataclasses import dataclass
 from typing import Literal
 
+#: a named type, not `Literal["png", "tif"]` in the field: draccus finds a field's help only on a line without quotes
+ImageFormat = Literal["png", "tif"]
+
 
 @dataclass
 class Config:
@@ -27,7 +30,7 @@ class Config:
     """field side in pixels"""
     bit_depth: Literal[8, 16] = 16
     """pixel depth"""
-    format: Literal["png", "tif"] = "png"
+    format: ImageFormat = "png"
     """image files"""
     seed: int = 0
     """random seed"""
