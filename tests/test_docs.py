@@ -142,8 +142,9 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
     env["SUBCELL_HF_RUNTIME"] = "eager"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
-    command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"
-    made = subprocess.run([*command.split(), "--format", "h5ad", "parquet"], cwd=workdir,
+    command = ("subcell-hf embed --model subcell/all_channels-vit-prots-pool --inputs path_list.csv --output results "
+               "--save_attention true")
+    made = subprocess.run([*command.split(), "--formats", "[h5ad, parquet]"], cwd=workdir,
                           env=env, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
     return workdir, env
