@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -168,3 +169,20 @@ def test_shards_store_dilated_masks(synthetic_manifest, tmp_path):
     assert dilated.options["mask_dilation"] == 7 and exact.num_cells == dilated.num_cells
     area = {d: sum(int(r["masks"].sum()) for r in iter_records(tmp_path / d)) for d in ("exact", "dilated")}
     assert area["dilated"] > 1.3 * area["exact"]
+
+
+def test_crop_options_are_checked_once_naming_the_field_the_expected_and_the_found_value():
+    assert CropOptions() == CropOptions(size=896, output_size=448, min_area=500, skip_border=True, mask_dilation=7)
+    assert CropOptions(size=128).output_size == 128  # 448 unless the window is smaller: never an upsampling
+    for options, message in (
+        (dict(size=0), "CropOptions.size: expected an integer >= 1, found 0"),
+        (dict(size=64.0), "CropOptions.size: expected an integer >= 1, found 64.0"),
+        (dict(size=64, output_size=128), "CropOptions.output_size: expected at most size (64)"),
+        (dict(min_area=-1), "CropOptions.min_area: expected an integer >= 0, found -1"),
+        (dict(mask_dilation=True), "CropOptions.mask_dilation: expected an integer >= 0, found True"),
+        (dict(skip_border="no"), "CropOptions.skip_border: expected true or false, found 'no'"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CropOptions(**options)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CropOptions().size = 1
