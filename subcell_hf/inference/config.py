@@ -53,7 +53,8 @@ class EmbedConfig:
     save_attention: bool = False
     """write <id>_attention_map.png per cell (pooler attention over the protein channel)"""
     size: Optional[int] = None
-    """resize every crop to size x size (a multiple of 16) before the model (the processor's do_resize); default: as is"""
+    """resize every crop to size x size (a multiple of 16) before the model (the processor's do_resize); default:
+    as is"""
     device: Optional[str] = None
     """torch device; default: the process's device under accelerate launch, else cuda if present, else CPU"""
     revision: Optional[str] = None
