@@ -67,9 +67,22 @@ def machine() -> dict:
     return info
 
 
+def crop_arguments(crop: dict | None) -> dict:
+    """Keywords for `embed` / `open_source` / `write_shards` from {"crop_size", "output_size", "min_area"}: one
+    `crop=CropOptions(...)` with the package that has it, the loose keywords with older ones (a baseline ref)."""
+    if not crop:
+        return {}
+    try:
+        from subcell_hf.data.crops import CropOptions
+    except ImportError:
+        return dict(crop)
+    names = {"crop_size": "size", "output_size": "output_size", "min_area": "min_area"}
+    return {"crop": CropOptions(**{names[key]: value for key, value in crop.items()})}
+
+
 def synthetic_crops(count: int, size: int, bit_depth: int = 16, seed: int = 0) -> list[np.ndarray]:
     """`count` (4, size, size) cell crops in HPA channel order, cut from synthetic fields of view."""
-    from subcell_hf.data.crops import crop_cells
+    from subcell_hf.data.crops import CropOptions, crop_cells
     from subcell_hf.data.synthetic import generate_field
     from subcell_hf.models import HPA_CHANNELS
 
@@ -78,7 +91,7 @@ def synthetic_crops(count: int, size: int, bit_depth: int = 16, seed: int = 0) -
     while len(crops) < count:
         channels, mask = generate_field(max(512, 4 * size), 30, "nucleoli", rng, bit_depth=bit_depth)
         stacked = np.stack([channels[c] for c in HPA_CHANNELS])
-        crops += [c.image for c in crop_cells(stacked, mask, crop_size=size, output_size=size, min_area=200)]
+        crops += [c.image for c in crop_cells(stacked, mask, CropOptions(size=size, min_area=200))]
     return crops[:count]
 
 

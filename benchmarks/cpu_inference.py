@@ -152,10 +152,11 @@ def build_paths(model: EmbeddingModel, batch: int, cache_dir: Path, names: list[
 def demo_cells(demo_dir: Path, channels, count: int, size: int, processor: SubCellImageProcessor) -> torch.Tensor:
     """`count` cells of the demo's synthetic fields (cropped as the demo does), resized to `size` px."""
     from subcell_hf.commands.demo import CELL_SIZE, CROP_SIZE
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.inference import open_source
 
-    source = open_source(demo_dir / "synthetic_fields" / "manifest.csv", channels, "fields", crop_size=CROP_SIZE,
-                         output_size=CELL_SIZE)
+    source = open_source(demo_dir / "synthetic_fields" / "manifest.csv", channels, "fields",
+                         CropOptions(size=CROP_SIZE, output_size=CELL_SIZE))
     cells, labels = [], []
     for item in range(len(source)):
         for cell in source.iter_cells(item):
@@ -320,10 +321,12 @@ def run(args) -> dict:
 def tiny_demo_accuracy(demo_dir: Path, work: Path) -> dict:
     """The demo's tiny converted model over every demo cell: fp32 eager vs int8, through `embed` itself."""
     from subcell_hf.commands.demo import CELL_SIZE, CROP_SIZE, DEMO_RELEASE
+    from subcell_hf.data.crops import CropOptions
 
     model = EmbeddingModel.from_pretrained(str(demo_dir / "converted" / DEMO_RELEASE))
     manifest = demo_dir / "synthetic_fields" / "manifest.csv"
-    options = dict(crop_size=CROP_SIZE, output_size=CELL_SIZE, num_workers=0, progress=False, overwrite=True)
+    options = dict(crop=CropOptions(size=CROP_SIZE, output_size=CELL_SIZE), num_workers=0, progress=False,
+                   overwrite=True)
     tables = {
         runtime: embed(model, manifest, work / f"tiny-{runtime}", runtime=runtime, **options).table
         for runtime in ("eager", "onnx", "onnx-int8")

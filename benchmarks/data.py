@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference import PEAK_BF16_FLOPS  # noqa: E402  (benchmarks/inference.py: one table of peaks)
 
 from subcell_hf.data.augment import TwoViewAugmentation  # noqa: E402
-from subcell_hf.data.crops import crop_cell, find_cells, read_field  # noqa: E402
+from subcell_hf.data.crops import CropOptions, crop_cell, find_cells, read_field  # noqa: E402
 from subcell_hf.data.loader import build_pretraining_loader  # noqa: E402
 from subcell_hf.data.manifest import read_manifest  # noqa: E402
 from subcell_hf.data.shards import write_shards  # noqa: E402
@@ -59,7 +59,7 @@ def measure_writing(folder: Path, num_fields: int, image_size: int) -> dict:
         selection = find_cells(mask)
         t2 = time.perf_counter()
         for cell in selection.cells:
-            crop_cell(channels, mask, cell, 896, 448)
+            crop_cell(channels, mask, cell, CropOptions(size=896, output_size=448))
         t3 = time.perf_counter()
         stages["read_png"] += t1 - t0
         stages["find_cells"] += t2 - t1

@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import machine, write_crop_csv, write_field_manifest  # noqa: E402
+from _common import crop_arguments, machine, write_crop_csv, write_field_manifest  # noqa: E402
 
 #: The commit before the loader sent integer crops raw (processor min-max per cell in the workers).
 BASELINE_REF = "6064a17"
@@ -109,8 +109,8 @@ def measure_embed(loaded, inputs: Path, output: Path, crop: dict | None = None, 
     timer = ForwardTimer(loaded.model)
     start = time.perf_counter()
     try:
-        result = embed(loaded, inputs, output, formats=("h5ad",), overwrite=True, progress=False, **(crop or {}),
-                       **options)
+        result = embed(loaded, inputs, output, formats=("h5ad",), overwrite=True, progress=False,
+                       **crop_arguments(crop), **options)
     finally:
         timer.remove()
     seconds = time.perf_counter() - start
@@ -132,7 +132,7 @@ def measure_stages(csv: Path, manifest: Path, crop: dict, batch_size: int) -> di
     processor = SubCellImageProcessor()
     stages: dict[str, float] = {}
     for label, path, options in (("csv", csv, {}), ("fields", manifest, crop)):
-        source = open_source(path, HPA_CHANNELS, **options)
+        source = open_source(path, HPA_CHANNELS, **crop_arguments(options))
         items = min(len(source), 24 if label == "csv" else 2)
         start = time.perf_counter()
         cells = [c.pixels for i in range(items) for c in source.iter_cells(i)]

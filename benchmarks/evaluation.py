@@ -55,6 +55,7 @@ def published_names(num_antibodies: int, num_patterns: int) -> dict[str, str]:
 def make_shards(workdir: Path) -> tuple[Path, dict]:
     import pandas as pd
 
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.data.shards import write_shards
     from subcell_hf.data.synthetic import PATTERNS, generate_dataset
 
@@ -67,7 +68,8 @@ def make_shards(workdir: Path) -> tuple[Path, dict]:
     names = published_names(NUM_ANTIBODIES, len(PATTERNS))
     manifest["antibody"] = manifest["antibody"].map(names)
     write_shards(
-        manifest, workdir / "shards", crop_size=96, output_size=64, min_area=50, num_workers=0, overwrite=True,
+        manifest, workdir / "shards", crop=CropOptions(size=96, output_size=64, min_area=50), num_workers=0,
+        overwrite=True,
         show_progress=False,
     )
     return workdir / "shards", {"antibodies": names, "fields": len(manifest)}

@@ -122,27 +122,27 @@ def convert_cases(matrix: Matrix, fx: dict) -> None:
     from subcell_hf.variants import RELEASES
 
     release_dir, work = fx["release_dir"], matrix.work
-    base = ["convert", "--release", RELEASE, "--release-dir", str(release_dir)]
+    base = ["convert", "--release", RELEASE, "--release_dir", str(release_dir)]
     user = work / "user_folder"
     user.mkdir()
     (user / "notes.txt").write_text("mine")
     cwd = os.getcwd()
     os.chdir(user)
     try:
-        status, text = run_cli(base + ["--output", ".", "--overwrite"])
+        status, text = run_cli(base + ["--output", ".", "--overwrite", "true"])
     finally:
         os.chdir(cwd)
     matrix.check("convert", "--output . --overwrite (current folder)", "exit 2, nothing deleted", status, text,
                  (user / "notes.txt").exists() and len(list(user.iterdir())) == 1)
-    status, text = run_cli(base + ["--output", str(user), "--overwrite"])
+    status, text = run_cli(base + ["--output", str(user), "--overwrite", "true"])
     matrix.check("convert", "--overwrite of a folder it did not write", "exit 2, nothing deleted", status, text,
                  (user / "notes.txt").exists())
-    status, text = run_cli(base + ["--output", str(release_dir.parent), "--overwrite"])
+    status, text = run_cli(base + ["--output", str(release_dir.parent), "--overwrite", "true"])
     matrix.check("convert", "--overwrite of a parent of the inputs", "exit 2, nothing deleted", status, text,
                  release_dir.is_dir())
     out = work / "converted"
     run_cli(base + ["--output", str(out)])
-    status, text = run_cli(base + ["--output", str(out), "--overwrite"])
+    status, text = run_cli(base + ["--output", str(out), "--overwrite", "true"])
     matrix.check("convert", "--overwrite of its own previous output", "exit 0, replaced", status, text,
                  (out / "model.safetensors").is_file(), want=0, note="replaced")
     mode = oct(out.stat().st_mode & 0o777)
@@ -155,13 +155,13 @@ def convert_cases(matrix: Matrix, fx: dict) -> None:
     state = _torch.load(classifiers[3], weights_only=True)
     del state["6.weight"], state["6.bias"]
     _torch.save(state, classifiers[3])
-    status, text = run_cli(["convert", "--release", RELEASE, "--release-dir", str(bad_release),
+    status, text = run_cli(["convert", "--release", RELEASE, "--release_dir", str(bad_release),
                             "--output", str(work / "bad_out")])
     matrix.check("convert", "one classifier without its last layer", "exit 2 naming classifier_seed_3", status, text,
                  "classifier_seed_3" in text and "classifier_seed_0" not in text)
     _torch.save({}, classifiers[3])
-    status, text = run_cli(["convert", "--release", RELEASE, "--release-dir", str(bad_release),
-                            "--output", str(work / "bad_out"), "--any-classifier-architecture"])
+    status, text = run_cli(["convert", "--release", RELEASE, "--release_dir", str(bad_release),
+                            "--output", str(work / "bad_out"), "--any_classifier_architecture", "true"])
     matrix.check("convert", "an empty classifier file", "exit 2 naming the file", status, text,
                  "classifier_seed_3" in text)
     payload = work / "payload_release"
@@ -169,7 +169,7 @@ def convert_cases(matrix: Matrix, fx: dict) -> None:
     encoder = RELEASES[RELEASE].source_paths(payload)[0]
     marker = work / "convert_payload_ran"
     _torch.save({"x": _Payload(marker)}, encoder)
-    status, text = run_cli(["convert", "--release", RELEASE, "--release-dir", str(payload),
+    status, text = run_cli(["convert", "--release", RELEASE, "--release_dir", str(payload),
                             "--output", str(work / "payload_out")])
     matrix.check("convert", "encoder .pth with a pickle payload", "exit 2, payload not run", status, text,
                  not marker.exists())
@@ -188,8 +188,8 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
 
     work, model, crops, rows, write_csv = matrix.work, fx["model"], fx["crops"], fx["rows"], fx["csv"]
     csv = write_csv(crops, rows[:4])
-    base = ["embed", "--model", str(model), str(csv), "--num-workers", "0", "--no-progress"]
-    for option in (["--chunk-size", "0"], ["--size", "0"], ["--size", "-16"]):
+    base = ["embed", "--model", str(model), "--inputs", str(csv), "--num_workers", "0", "--progress", "false"]
+    for option in (["--chunk_size", "0"], ["--size", "0"], ["--size", "-16"]):
         status, text = run_cli(base + ["--output", str(work / "e_opts"), *option])
         matrix.check("embed", " ".join(option), "exit 2 with a message", status, text)
 
@@ -199,34 +199,34 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
     missing.unlink()
     broken_csv = write_csv(crops, broken)
     out = work / "e_broken"
-    status, text = run_cli(["embed", "--model", str(model), str(broken_csv), "--output", str(out),
-                            "--num-workers", "0", "--no-progress", "--chunk-size", "1"])
+    status, text = run_cli(["embed", "--model", str(model), "--inputs", str(broken_csv), "--output", str(out),
+                            "--num_workers", "0", "--progress", "false", "--chunk_size", "1"])
     matrix.check("embed", "a missing image", "exit 1, 3 cells, the file named", status, text,
                  "file not found" in text and '"cells": 3' in text, want=1)
     missing.write_bytes(kept)
-    status, text = run_cli(["embed", "--model", str(model), str(broken_csv), "--output", str(out),
-                            "--num-workers", "0", "--no-progress", "--chunk-size", "1"])
+    status, text = run_cli(["embed", "--model", str(model), "--inputs", str(broken_csv), "--output", str(out),
+                            "--num_workers", "0", "--progress", "false", "--chunk_size", "1"])
     matrix.check("embed", "rerun after fixing the images", "exit 0, failed rows retried", status, text,
                  '"cells": 4' in text, want=0, note="4 cells" if '"cells": 4' in text else summary(text))
 
     folder_row = [dict(row) for row in rows[:2]]
     folder_row[1]["dna"] = "crops"
-    status, text = run_cli(["embed", "--model", str(model), str(write_csv(crops, folder_row)), "--output",
-                            str(work / "e_folder"), "--num-workers", "0", "--no-progress"])
+    status, text = run_cli(["embed", "--model", str(model), "--inputs", str(write_csv(crops, folder_row)), "--output",
+                            str(work / "e_folder"), "--num_workers", "0", "--progress", "false"])
     matrix.check("embed", "a folder given as an image", "exit 1, named as a folder", status, text,
                  "is a folder" in text, want=1)
     dup = [dict(row) for row in rows[:3]]
     dup[0]["output_prefix"], dup[1]["output_prefix"], dup[2]["output_prefix"] = "a", "./a", "a/"
-    status, text = run_cli(["embed", "--model", str(model), str(write_csv(crops, dup)), "--output",
-                            str(work / "e_dup"), "--num-workers", "0", "--no-progress"])
+    status, text = run_cli(["embed", "--model", str(model), "--inputs", str(write_csv(crops, dup)), "--output",
+                            str(work / "e_dup"), "--num_workers", "0", "--progress", "false"])
     matrix.check("embed", "prefixes a, ./a, a/ (one file)", "exit 2, duplicate named", status, text,
                  "repeats line" in text)
     csv = write_csv(crops, rows[:4])
     lines = csv.read_text().splitlines()
     lines[-1] += ",surplus"
     csv.write_text("\n".join(lines) + "\n")
-    status, text = run_cli(["embed", "--model", str(model), str(csv), "--output", str(work / "e_extra"),
-                            "--num-workers", "0", "--no-progress"])
+    status, text = run_cli(["embed", "--model", str(model), "--inputs", str(csv), "--output", str(work / "e_extra"),
+                            "--num_workers", "0", "--progress", "false"])
     matrix.check("embed", "a row with an extra value", "exit 2 naming the line", status, text, "line" in text)
     csv = write_csv(crops, rows[:4])
 
@@ -243,8 +243,8 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
     tensors = load_file(fewer / "model.safetensors")
     save_file({k: v for k, v in tensors.items() if not k.startswith("classifiers.9.")}, fewer / "model.safetensors",
               metadata={"format": "pt"})
-    status, text = run_cli(["embed", "--model", str(fewer), str(csv), "--output", str(work / "e_fewer"),
-                            "--num-workers", "0", "--no-progress"])
+    status, text = run_cli(["embed", "--model", str(fewer), "--inputs", str(csv), "--output", str(work / "e_fewer"),
+                            "--num_workers", "0", "--progress", "false"])
     matrix.check("embed", "weights hold 9 of the config's 10 classifiers", "exit 2 naming the tensors", status,
                  text, "classifiers.9" in text)
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -252,8 +252,8 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
 
     constants.HF_HUB_OFFLINE = True
     try:
-        status, text = run_cli(["embed", "--model", "nobody/not-cached", str(csv), "--output", str(work / "e_off"),
-                                "--num-workers", "0", "--no-progress"])
+        status, text = run_cli(["embed", "--model", "nobody/not-cached", "--inputs", str(csv), "--output", str(work / "e_off"),
+                                "--num_workers", "0", "--progress", "false"])
     finally:
         os.environ.pop("HF_HUB_OFFLINE")
         constants.HF_HUB_OFFLINE = False
@@ -262,9 +262,9 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
 
     moved = work / "model_elsewhere"
     shutil.copytree(model, moved)
-    run_cli(base + ["--output", str(work / "e_resume"), "--chunk-size", "1"])
-    status, text = run_cli(["embed", "--model", str(moved), str(csv), "--output", str(work / "e_resume"),
-                            "--num-workers", "0", "--no-progress", "--chunk-size", "1"])
+    run_cli(base + ["--output", str(work / "e_resume"), "--chunk_size", "1"])
+    status, text = run_cli(["embed", "--model", str(moved), "--inputs", str(csv), "--output", str(work / "e_resume"),
+                            "--num_workers", "0", "--progress", "false", "--chunk_size", "1"])
     matrix.check("embed", "rerun with the same model at another path", "exit 0, every chunk reused", status, text,
                  '"chunks_computed": 0' in text, want=0, note="chunks_computed 0" if '"chunks_computed": 0' in text
                  else summary(text))
@@ -272,8 +272,8 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
     # kill mid-run (SIGKILL, nothing can be cleaned up), then rerun
     big = write_csv(crops, rows)
     killed = work / "e_killed"
-    command = [sys.executable, "-m", "subcell_hf.cli", "embed", "--model", str(model), str(big), "--output",
-               str(killed), "--num-workers", "0", "--no-progress", "--chunk-size", "1", "--batch-size", "1"]
+    command = [sys.executable, "-m", "subcell_hf.cli", "embed", "--model", str(model), "--inputs", str(big), "--output",
+               str(killed), "--num_workers", "0", "--progress", "false", "--chunk_size", "1", "--batch_size", "1"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 120
@@ -298,6 +298,7 @@ def embed_cases(matrix: Matrix, fx: dict) -> None:
 
 
 def shard_cases(matrix: Matrix, fx: dict) -> None:
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.data.shards import write_shards
     from subcell_hf.data.synthetic import generate_dataset
 
@@ -305,15 +306,15 @@ def shard_cases(matrix: Matrix, fx: dict) -> None:
     manifest = generate_dataset(work / "fields", num_fields=2, num_antibodies=2, image_size=256, seed=0,
                                 show_progress=False)
     shards = work / "shards"
-    write_shards(manifest, shards, num_workers=0, show_progress=False, records_per_shard=100, crop_size=64,
-                 output_size=64, min_area=100)
-    status, text = run_cli(["shards", "--manifest", str(manifest), "--output", str(work / "fields"), "--overwrite"])
+    write_shards(manifest, shards, num_workers=0, show_progress=False, records_per_shard=100,
+                 crop=CropOptions(size=64, output_size=64, min_area=100))
+    status, text = run_cli(["shards", "--manifest", str(manifest), "--output", str(work / "fields"), "--overwrite", "true"])
     matrix.check("shards", "--overwrite of the folder holding the manifest", "exit 2, nothing deleted", status,
                  text, manifest.is_file())
     shard = sorted(shards.glob("shard-*.tar"))[0]
     first = corrupt_shard_record(shard)  # the first record's arrays become garbage
-    status, text = run_cli(["embed", "--model", str(fx["model"]), str(shards), "--output", str(work / "e_shards"),
-                            "--num-workers", "0", "--no-progress"])
+    status, text = run_cli(["embed", "--model", str(fx["model"]), "--inputs", str(shards), "--output", str(work / "e_shards"),
+                            "--num_workers", "0", "--progress", "false"])
     matrix.check("embed", "one corrupt record in a shard", "exit 1, only that record lost", status, text,
                  first in text and '"failed_inputs": 1' in text, want=1)
 

@@ -88,6 +88,7 @@ def launch(script: str, arguments: list[str], log: Path, processes: int = 1) -> 
 
 
 def make_data(output: Path) -> dict:
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.data.shards import write_shards
     from subcell_hf.data.synthetic import generate_dataset
 
@@ -105,9 +106,7 @@ def make_data(output: Path) -> dict:
         shards = write_shards(
             manifest,
             output / split / "shards",
-            crop_size=96,
-            output_size=64,
-            min_area=50,
+            crop=CropOptions(size=96, output_size=64, min_area=50),
             records_per_shard=8,
             num_workers=0,
             show_progress=False,

@@ -48,7 +48,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import flops_per_image, machine, peak_bf16_flops, timed  # noqa: E402
-from _common import write_crop_csv, write_field_manifest  # noqa: E402
+from _common import crop_arguments, write_crop_csv, write_field_manifest  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "gpu"
 PAPER_PRESETS = ("vit-prots-pool", "mae-cells-prots-pool")
@@ -354,7 +354,7 @@ def loader_cells_per_s(loaded, inputs: Path, crop_options: dict, batch: int, sec
     from subcell_hf.inference.embed import CellBatches
     from subcell_hf.inference.inputs import open_source
 
-    source = open_source(inputs, loaded.model.config.channel_names, **crop_options)
+    source = open_source(inputs, loaded.model.config.channel_names, **crop_arguments(crop_options))
     batches = CellBatches(source, loaded.processor, plan_chunks(len(source), 1), batch)
     cells, start = 0, time.perf_counter()
     for piece in batches:
@@ -443,7 +443,7 @@ def step_pretraining(device: torch.device, quick: bool, budget: Budget, work: Pa
     manifest = generate_dataset(work / "shard_fields", num_fields=1 if quick else 3, num_antibodies=1,
                                 image_size=field_size, show_progress=False)
     write_shards(manifest, work / "shards", num_workers=0 if quick else min(6, os.cpu_count() or 1),
-                 show_progress=False, **crop)
+                 show_progress=False, **crop_arguments(crop))
     batch_records = 1 if quick else config.data.records_per_batch
     batches = 3 if quick else 12
     loader = build_pretraining_loader(work / "shards", batch_records=batch_records, cells_per_record=cells_per_record,

@@ -41,6 +41,7 @@ import torch  # noqa: E402
 from transformers import AutoModel  # noqa: E402
 
 import subcell_hf  # noqa: E402, F401
+from subcell_hf.data.crops import CropOptions  # noqa: E402
 from subcell_hf.data.shards import iter_records, write_shards  # noqa: E402
 from subcell_hf.data.synthetic import generate_dataset  # noqa: E402
 from subcell_hf.evaluation.functional import localization_metrics, retrieval_metrics  # noqa: E402
@@ -57,7 +58,7 @@ VARIANTS = {
     "supcon_only": {"reconstruction_weight": 0.0, "cell_contrastive_weight": 0.0, "protein_contrastive_weight": 1.0},
     "all_three": {},
 }
-SHARD_OPTIONS = dict(crop_size=64, output_size=64, min_area=100, records_per_shard=4, num_workers=0,
+SHARD_OPTIONS = dict(crop=CropOptions(size=64, output_size=64, min_area=100), records_per_shard=4, num_workers=0,
                      show_progress=False)
 
 

@@ -113,12 +113,14 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
     workdir.mkdir()
     _fill_hub_cache(hf_home / "hub", tiny_release_dir, root / "converted")
     _write_cell(workdir)
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.data.shards import write_shards
 
     generate_dataset(workdir, num_fields=2, num_antibodies=2, image_size=256, seed=0, show_progress=False)  # manifest.csv
     # ./synthetic and ./shards exactly as the README and docs/data.md make them (their commands then resume: no work)
     synthetic = generate_dataset(workdir / "synthetic", num_fields=4, num_antibodies=2, image_size=256, seed=0, show_progress=False)
-    write_shards(synthetic, workdir / "shards", num_workers=0, show_progress=False, crop_size=128, output_size=64)
+    write_shards(synthetic, workdir / "shards", num_workers=0, show_progress=False,
+                 crop=CropOptions(size=128, output_size=64))
     shutil.copytree(root / "converted" / "all_channels-vit-prots-pool", workdir / "converted")
     (workdir / "subcell_release").symlink_to(tiny_release_dir, target_is_directory=True)  # the original files
     rows = ["r_image,y_image,b_image,g_image,output_prefix", "cell_red.png,cell_yellow.png,cell_blue.png,cell_green.png,cell0"]
@@ -137,8 +139,9 @@ def doc_workspace(tmp_path_factory, tiny_release_dir):
     env["SUBCELL_HF_RUNTIME"] = "eager"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     # the run the docs read (results/embeddings.h5ad, .parquet), made as docs/embedding.md makes it
-    command = "subcell-hf embed --model subcell/all_channels-vit-prots-pool path_list.csv --output results --save-attention"
-    made = subprocess.run([*command.split(), "--format", "h5ad", "parquet"], cwd=workdir,
+    command = ("subcell-hf embed --model subcell/all_channels-vit-prots-pool --inputs path_list.csv --output results "
+               "--save_attention true")
+    made = subprocess.run([*command.split(), "--formats", "[h5ad, parquet]"], cwd=workdir,
                           env=env, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr[-3000:]
     return workdir, env

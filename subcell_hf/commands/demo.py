@@ -9,13 +9,13 @@
    a grid of attention maps.
 
 The weights are random, so the predicted classes mean nothing; the pipeline, the files and their layout are the
-real ones. With a published model, step 3 is `subcell-hf embed --model subcell/<variant> manifest.csv ...`.
+real ones. With a published model, step 3 is `subcell-hf embed --model subcell/<variant> --inputs manifest.csv ...`.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 DEMO_RELEASE = "all_channels-vit-prots-pool"
@@ -24,12 +24,15 @@ DEMO_RELEASE = "all_channels-vit-prots-pool"
 CROP_SIZE, CELL_SIZE = 128, 64
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="demo_outputs", help="folder for the demo outputs")
-    parser.add_argument("--num-fields", type=int, default=12, help="synthetic fields of view (default: 12)")
+@dataclass
+class Config:
+    output: str = "demo_outputs"
+    """folder for the demo outputs"""
+    num_fields: int = 12
+    """synthetic fields of view"""
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Config) -> int:
     from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files
     from subcell_hf.hub.convert import convert_release
     from subcell_hf.variants import RELEASES
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     quiet_deepspeed_probe()  # before accelerate meets deepspeed: no accelerator banner on stdout
 
+    from subcell_hf.data.crops import CropOptions
     from subcell_hf.data.synthetic import generate_dataset
     from subcell_hf.inference import embed
     from subcell_hf.inference.plots import plot_attention_grid, plot_embedding_map, resolve_map_method
@@ -62,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
         manifest,
         output / "embeddings",
         formats=("h5ad", "parquet"),
-        crop_size=CROP_SIZE,
-        output_size=CELL_SIZE,
+        crop=CropOptions(size=CROP_SIZE, output_size=CELL_SIZE),
         save_attention=True,
         overwrite=True,
         batch_size=64,
@@ -91,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m subcell_hf.commands.demo ...`: the same as `subcell-hf demo ...`."""
+    import sys
+
+    from subcell_hf.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

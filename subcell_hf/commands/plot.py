@@ -1,33 +1,44 @@
 """Plot an embedding run: a UMAP (PCA without umap-learn) of the embeddings, and a grid of attention maps.
 
-    subcell-hf plot results/embeddings.h5ad --color top_1
-    subcell-hf plot results/embeddings.h5ad --color cell_line --output results/map_cell_line.png --attention-grid
+    subcell-hf plot --h5ad results/embeddings.h5ad --color top_1
+    subcell-hf plot --h5ad results/embeddings.h5ad --color cell_line --output results/map_cell_line.png \\
+        --attention_grid true
 
-The map is coloured by any obs column (the predicted class top_1 by default). --attention-grid needs a run made
-with `subcell-hf embed --save-attention` and writes attention_grid.png next to the .h5ad unless a path is given.
+The map is coloured by any obs column (the predicted class top_1 by default). --attention_grid true needs a run
+made with `subcell-hf embed --save_attention true` and writes attention_grid.png next to the .h5ad unless
+--attention_grid_output names another path.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+from ..options import DEFAULT_COLOR, MapMethod  # no matplotlib / anndata: fast --help
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..options import DEFAULT_COLOR, MAP_METHODS  # no matplotlib / anndata: fast --help
+@dataclass
+class Config:
+    h5ad: str
+    """embeddings.h5ad written by subcell-hf embed; required"""
+    color: str = DEFAULT_COLOR
+    """obs column to colour by"""
+    method: MapMethod = "auto"
+    """auto = UMAP if umap-learn is installed, else PCA"""
+    output: Optional[str] = None
+    """map PNG (default: <h5ad folder>/<umap|pca>_<color>.png)"""
+    attention_grid: bool = False
+    """also draw a grid of attention maps (needs a run made with --save_attention true)"""
+    attention_grid_output: Optional[str] = None
+    """PNG of the attention grid (default: <h5ad folder>/attention_grid.png)"""
+    num_cells: int = 12
+    """cells in the attention grid"""
 
-    parser.add_argument("h5ad", help="embeddings.h5ad written by subcell-hf embed")
-    parser.add_argument("--color", default=DEFAULT_COLOR, help=f"obs column to colour by (default: {DEFAULT_COLOR})")
-    parser.add_argument("--method", default="auto", choices=MAP_METHODS, help="auto = UMAP if installed, else PCA")
-    parser.add_argument("--output", help="map PNG (default: <h5ad folder>/<umap|pca>_<color>.png)")
-    parser.add_argument("--attention-grid", nargs="?", const="", metavar="PNG",
-                        help="also draw a grid of attention maps (default path: <h5ad folder>/attention_grid.png)")
-    parser.add_argument("--num-cells", type=int, default=12, help="cells in the attention grid (default: 12)")
 
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Config) -> int:
     from ..inference.plots import plot_attention_grid, plot_embedding_map, resolve_map_method
 
     folder = Path(args.h5ad).parent
@@ -40,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
         written["map"] = plot_embedding_map(
             args.h5ad, args.output or folder / f"{method}_{args.color}.png", color=args.color, method=method
         )
-        if args.attention_grid is not None:
+        if args.attention_grid:
             written["attention_grid"] = plot_attention_grid(
-                args.h5ad, args.attention_grid or folder / "attention_grid.png", num_cells=args.num_cells
+                args.h5ad, args.attention_grid_output or folder / "attention_grid.png", num_cells=args.num_cells
             )
     except (FileNotFoundError, ValueError, ImportError) as error:
         print(f"subcell-hf plot: error: {error}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Write a synthetic HPA-like dataset: fields of view (one 8- or 16-bit image per channel), integer cell masks
 and a manifest CSV, ready for `subcell-hf shards`.
 
-    subcell-hf synth --output ./synthetic --num-fields 24 --num-antibodies 10 --image-size 512
+    subcell-hf synth --output ./synthetic --num_fields 24 --num_antibodies 10 --image_size 512
 
 Each antibody has one localization pattern (nucleoplasm, nucleoli, nuclear membrane, cytosol, mitochondria,
 plasma membrane, vesicles, endoplasmic reticulum, Golgi apparatus, centrosome); fields hold 20-80 cells.
@@ -9,22 +9,34 @@ plasma membrane, vesicles, endoplasmic reticulum, Golgi apparatus, centrosome); 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from dataclasses import dataclass
+from typing import Literal
+
+#: a named type, not `Literal["png", "tif"]` in the field: draccus finds a field's help only on a line without quotes
+ImageFormat = Literal["png", "tif"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, help="folder to write (images/ and manifest.csv)")
-    parser.add_argument("--num-fields", type=int, default=24, help="fields of view (default: 24)")
-    parser.add_argument("--num-antibodies", type=int, default=10, help="antibodies, one pattern each (default: 10)")
-    parser.add_argument("--image-size", type=int, default=512, help="field side in pixels (default: 512)")
-    parser.add_argument("--bit-depth", type=int, choices=(8, 16), default=16, help="pixel depth (default: 16)")
-    parser.add_argument("--format", choices=("png", "tif"), default="png", help="image files (default: png)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+@dataclass
+class Config:
+    output: str
+    """folder to write (images/ and manifest.csv); required"""
+    num_fields: int = 24
+    """fields of view"""
+    num_antibodies: int = 10
+    """antibodies, one pattern each"""
+    image_size: int = 512
+    """field side in pixels"""
+    bit_depth: Literal[8, 16] = 16
+    """pixel depth"""
+    format: ImageFormat = "png"
+    """image files"""
+    seed: int = 0
+    """random seed"""
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Config) -> int:
     from ..data.synthetic import generate_dataset
 
     try:

@@ -16,6 +16,11 @@ Geometry (the published SubCell crops are 896 px native, downsampled to 448):
 Skipped cells (the documented rule): a cell with fewer than ``min_area`` pixels (native resolution), and, when
 ``skip_border`` is set, a cell with any pixel on the first or last row or column of the field (it is cut off,
 so its shape and protein pattern are incomplete). Cells larger than the window are kept, clipped to it.
+
+These five numbers are one `CropOptions` object, validated once and handed as a whole to the shard writer
+(`subcell_hf.data.shards.write_shards`) and to the embedding of fields of view (`subcell_hf.inference`), so that a
+cell cropped on the fly is the cell a shard stores. The module imports only numpy at load time (the options are
+a section of the `subcell-hf shards` / `embed` configs, whose `--help` must not import torch).
 """
 
 from __future__ import annotations
@@ -27,16 +32,61 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models.configuration_subcell import HPA_CHANNELS
 from .io import ImageReadError, read_image
-from .manifest import MASK_COLUMN
 
 DEFAULT_CROP_SIZE = 896
 DEFAULT_OUTPUT_SIZE = 448
 #: Smallest cell kept, in native pixels. HPA cells at 2048 px are ~10^4-10^5 px; this drops segmentation debris.
 DEFAULT_MIN_AREA = 500
-#: Dilation (native pixels) of the cell masks stored in pretraining shards, as the released shard writer did.
+#: Dilation (native pixels) of each cell's own mask, as the released shard writer did: the masked cell keeps its
+#: outline.
 DEFAULT_MASK_DILATION = 7
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """How cells are cut from a field of view (the module docstring gives the geometry).
+
+    One object for the shard writer and for embedding fields of view, validated when it is made: a bad value is a
+    `ValueError` naming the field, what is expected and what was found.
+    """
+
+    size: int = DEFAULT_CROP_SIZE
+    """side of the square window cut around each cell, in native field pixels"""
+    output_size: int | None = None
+    """side the window is downsampled to (area averaging); default: 448, or `size` when that is smaller"""
+    min_area: int = DEFAULT_MIN_AREA
+    """cells with fewer pixels (native resolution) are skipped as segmentation debris"""
+    skip_border: bool = True
+    """skip cells touching the first or last row or column of the field (they are cut off)"""
+    mask_dilation: int = DEFAULT_MASK_DILATION
+    """grow each cell's own mask by this many native pixels (a disk) before downsampling; 0 keeps it exact"""
+
+    def __post_init__(self):
+        for name, smallest in (("size", 1), ("min_area", 0), ("mask_dilation", 0)):
+            _check_integer(name, getattr(self, name), smallest)
+        if not isinstance(self.skip_border, bool):
+            raise ValueError(f"CropOptions.skip_border: expected true or false, found {self.skip_border!r}")
+        if self.output_size is None:
+            object.__setattr__(self, "output_size", min(DEFAULT_OUTPUT_SIZE, self.size))
+        _check_integer("output_size", self.output_size, 1)
+        if self.output_size > self.size:
+            raise ValueError(
+                f"CropOptions.output_size: expected at most size ({self.size}): the window is only downsampled, "
+                f"found {self.output_size}"
+            )
+
+    def to_dict(self) -> dict[str, int | bool]:
+        """The options under the names the shard records and run settings use (`crop_size` for `size`)."""
+        return {
+            "crop_size": self.size, "output_size": self.output_size, "min_area": self.min_area,
+            "skip_border": self.skip_border, "mask_dilation": self.mask_dilation,
+        }
+
+
+def _check_integer(name: str, value: object, smallest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < smallest:
+        raise ValueError(f"CropOptions.{name}: expected an integer >= {smallest}, found {value!r}")
 
 
 class FieldError(ValueError):
@@ -75,7 +125,8 @@ class CellSelection:
 
 
 def find_cells(mask: np.ndarray, min_area: int = DEFAULT_MIN_AREA, skip_border: bool = True) -> CellSelection:
-    """Bounding box, centroid and area of every labelled cell, minus the skipped ones (module docstring)."""
+    """Bounding box, centroid and area of every labelled cell, minus the skipped ones (module docstring; callers
+    with a `CropOptions` pass its `min_area` and `skip_border`)."""
     mask = _check_mask(mask)
     areas = np.bincount(mask.ravel())
     on_border = set()
@@ -110,45 +161,30 @@ def crop_window(bbox: tuple[int, int, int, int], crop_size: int) -> tuple[int, i
     return (top + bottom) // 2 - crop_size // 2, (left + right) // 2 - crop_size // 2
 
 
-def crop_cell(
-    channels: np.ndarray,
-    mask: np.ndarray,
-    cell: CellBox,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    output_size: int = DEFAULT_OUTPUT_SIZE,
-    mask_dilation: int = 0,
-) -> CellCrop:
-    """Crop one cell (see the module docstring for the geometry); `mask_dilation` grows its own mask by that many
-    native pixels (a disk) before downsampling."""
-    row, column = crop_window(cell.bbox, crop_size)
-    image = _padded_window(channels, row, column, crop_size)
-    own_mask = _padded_window(mask[None], row, column, crop_size)[0] == cell.cell_id
-    if mask_dilation > 0:
-        own_mask = dilate(own_mask, mask_dilation)
-    if output_size != crop_size:
+def crop_cell(channels: np.ndarray, mask: np.ndarray, cell: CellBox, options: CropOptions = CropOptions()) -> CellCrop:
+    """Crop one cell (see the module docstring for the geometry): the `options.size` window, downsampled to
+    `options.output_size`, with the cell's own mask grown by `options.mask_dilation` native pixels."""
+    size, output_size = options.size, options.output_size
+    row, column = crop_window(cell.bbox, size)
+    image = _padded_window(channels, row, column, size)
+    own_mask = _padded_window(mask[None], row, column, size)[0] == cell.cell_id
+    if options.mask_dilation > 0:
+        own_mask = dilate(own_mask, options.mask_dilation)
+    if output_size != size:
         image = _area_downsample(image, output_size)
         own_mask = _area_downsample(own_mask[None], output_size)[0]
     return CellCrop(cell.cell_id, image, own_mask, cell.bbox, cell.centroid, cell.area)
 
 
-def crop_cells(
-    channels: np.ndarray,
-    mask: np.ndarray,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    output_size: int = DEFAULT_OUTPUT_SIZE,
-    min_area: int = DEFAULT_MIN_AREA,
-    skip_border: bool = True,
-) -> list[CellCrop]:
+def crop_cells(channels: np.ndarray, mask: np.ndarray, options: CropOptions = CropOptions()) -> list[CellCrop]:
     """Crops of every kept cell of a field: `channels` (C, H, W) in channel order, `mask` (H, W) integer labels."""
     channels = np.asarray(channels)
     if channels.ndim != 3:
         raise ValueError(f"channels: expected a (C, H, W) array, found shape {channels.shape}")
     if tuple(mask.shape) != tuple(channels.shape[1:]):
         raise ValueError(f"mask: expected shape {tuple(channels.shape[1:])} (the channels' H, W), found {mask.shape}")
-    if output_size > crop_size:
-        raise ValueError(f"output_size ({output_size}) must not exceed crop_size ({crop_size})")
-    selection = find_cells(mask, min_area=min_area, skip_border=skip_border)
-    return [crop_cell(channels, mask, cell, crop_size, output_size) for cell in selection.cells]
+    selection = find_cells(mask, min_area=options.min_area, skip_border=options.skip_border)
+    return [crop_cell(channels, mask, cell, options) for cell in selection.cells]
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -231,14 +267,19 @@ def _area_weights(length: int, size: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- fields of view
 def read_field(
     row: Mapping[str, object],
-    channel_names: Sequence[str] = HPA_CHANNELS,
+    channel_names: Sequence[str] | None = None,
     root: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read one manifest row: the channels stacked (C, H, W) in `channel_names` order and the label mask (H, W).
+    """Read one manifest row: the channels stacked (C, H, W) in `channel_names` order (default: the four HPA
+    channels) and the label mask (H, W).
 
     Relative paths are resolved against `root` (default: the working directory; `read_manifest` already makes
     them absolute). Raises `FieldError` naming the file with the expected and found values.
     """
+    from ..models.configuration_subcell import HPA_CHANNELS  # here: importing the crop options stays light
+    from .manifest import MASK_COLUMN
+
+    channel_names = HPA_CHANNELS if channel_names is None else channel_names
     planes = []
     for name in channel_names:
         path = _row_path(row, name, root)
@@ -295,6 +336,7 @@ __all__ = [
     "CellBox",
     "CellCrop",
     "CellSelection",
+    "CropOptions",
     "FieldError",
     "crop_cell",
     "dilate",

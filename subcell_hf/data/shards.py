@@ -11,8 +11,8 @@ Shard layout (``<output_dir>/shard-000000.tar``, ...): one sample per part, key 
 members:
 
 - ``<key>.cells.npy``: (n, C, S, S) crops in channel order, the fields' dtype (uint8 or uint16);
-- ``<key>.masks.npy``: (n, S, S) bool, each cell's own segmentation mask, dilated by `mask_dilation` (7) native
-  pixels;
+- ``<key>.masks.npy``: (n, S, S) bool, each cell's own segmentation mask, dilated by the crop options'
+  `mask_dilation` (7) native pixels;
 - ``<key>.json``: the record (`antibody`, `antibody_id`, `gene`, `channels`, `part`, `num_parts`, `mult`,
   `crop_size`, `output_size`) and ``cells``: one dict per cell with `image_id`, `cell_id`, `cell_line`, `plate`, `well`,
   `plate_position`, `bbox`, `centroid`, `area`, `locations` (names), `labels` (35-class multi-hot over
@@ -43,16 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
-from .crops import (
-    DEFAULT_CROP_SIZE,
-    DEFAULT_MASK_DILATION,
-    DEFAULT_MIN_AREA,
-    DEFAULT_OUTPUT_SIZE,
-    CellCrop,
-    crop_cell,
-    find_cells,
-    read_field,
-)
+from .crops import CellCrop, CropOptions, crop_cell, find_cells, read_field
 from ..utils.atomic_writes import atomic_write_text, check_replaceable, mark_output
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
@@ -111,21 +102,13 @@ class _FieldResult:
     error: str | None = None
 
 
-def _crop_row(
-    task: tuple[int, dict],
-    channel_names: Sequence[str],
-    crop_size: int,
-    output_size: int,
-    min_area: int,
-    skip_border: bool,
-    mask_dilation: int = 0,
-) -> _FieldResult:
+def _crop_row(task: tuple[int, dict], channel_names: Sequence[str], crop: CropOptions) -> _FieldResult:
     """Read and crop one manifest row; any failure becomes the row's reason, never an exception."""
     index, row = task
     try:
         channels, mask = read_field(row, channel_names)
-        selection = find_cells(mask, min_area=min_area, skip_border=skip_border)
-        crops = [crop_cell(channels, mask, cell, crop_size, output_size, mask_dilation) for cell in selection.cells]
+        selection = find_cells(mask, min_area=crop.min_area, skip_border=crop.skip_border)
+        crops = [crop_cell(channels, mask, cell, crop) for cell in selection.cells]
         return _FieldResult(index, crops, selection.skipped_border, selection.skipped_small)
     except Exception as error:  # reported per row in summary.json; the run goes on
         return _FieldResult(index, [], error=f"{type(error).__name__}: {error}")
@@ -189,8 +172,7 @@ def build_records(
     cells: list[tuple[CellCrop, dict]],
     channel_names: Sequence[str],
     parts_per_antibody: int,
-    crop_size: int,
-    output_size: int,
+    crop: CropOptions,
     mult: int = 1,
 ) -> list[dict]:
     """The webdataset samples of one antibody: its cells dealt into `parts_per_antibody` near-equal parts over its
@@ -207,8 +189,8 @@ def build_records(
             "part": part,
             "num_parts": num_parts,
             "mult": mult,
-            "crop_size": crop_size,
-            "output_size": output_size,
+            "crop_size": crop.size,
+            "output_size": crop.output_size,
             "cells": [cells[i][1] for i in indices],
         }
         samples.append(
@@ -329,12 +311,8 @@ def write_shards(
     manifest: str | os.PathLike | pd.DataFrame,
     output_dir: str | os.PathLike,
     channel_names: Sequence[str] = HPA_CHANNELS,
-    crop_size: int = DEFAULT_CROP_SIZE,
-    output_size: int = DEFAULT_OUTPUT_SIZE,
-    min_area: int = DEFAULT_MIN_AREA,
-    skip_border: bool = True,
+    crop: CropOptions = CropOptions(),
     parts_per_antibody: int = DEFAULT_PARTS_PER_ANTIBODY,
-    mask_dilation: int = DEFAULT_MASK_DILATION,
     records_per_shard: int = DEFAULT_RECORDS_PER_SHARD,
     num_workers: int | None = None,
     overwrite: bool = False,
@@ -346,9 +324,9 @@ def write_shards(
         manifest: a CSV/Parquet path (see `subcell_hf.data.manifest`) or a DataFrame with absolute paths.
         output_dir: folder for ``shard-*.tar``, ``progress.json`` and ``summary.json``.
         channel_names: channels to stack, in HPA order (a variant's subset, protein last).
-        crop_size, output_size, min_area, skip_border: the crop geometry and skip rule of `subcell_hf.data.crops`.
+        crop: the crop geometry, skip rule and mask dilation (`subcell_hf.data.crops.CropOptions`; the defaults
+            are the release's: 896 px windows stored at 448 px, masks dilated by 7 native pixels).
         parts_per_antibody: records (parts) per antibody, each spanning its fields of view (release: 4).
-        mask_dilation: native pixels by which each cell's stored mask is dilated (release: 7; 0 keeps it exact).
         records_per_shard: records per tar file.
         num_workers: processes cropping fields in parallel (default: all CPUs; 0 = in this process).
         overwrite: delete shards of an earlier run with other inputs instead of refusing.
@@ -359,18 +337,18 @@ def write_shards(
     """
     from tqdm.auto import tqdm
 
-    _check_options(channel_names, crop_size, output_size, parts_per_antibody, records_per_shard, mask_dilation)
+    _check_options(channel_names, crop, parts_per_antibody, records_per_shard)
     table = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest, channel_names)
     table = table.reset_index(drop=True)
     mults = antibody_mults(table, str(manifest) if not isinstance(manifest, pd.DataFrame) else "manifest")
-    options = {
+    options = {  # the keys and order of earlier releases: the same inputs give the same fingerprint (resume)
         "channel_names": list(channel_names),
-        "crop_size": crop_size,
-        "output_size": output_size,
-        "min_area": min_area,
-        "skip_border": skip_border,
+        "crop_size": crop.size,
+        "output_size": crop.output_size,
+        "min_area": crop.min_area,
+        "skip_border": crop.skip_border,
         "parts_per_antibody": parts_per_antibody,
-        "mask_dilation": mask_dilation,
+        "mask_dilation": crop.mask_dilation,
         "records_per_shard": records_per_shard,
     }
     output_dir = Path(output_dir)
@@ -394,17 +372,9 @@ def write_shards(
         failed.update({f["row"]: FailedRow(**f) for f in stats["failed"]})
     todo = [name for name in sorted(rows_by_antibody) if name not in progress.antibodies]
     tasks = [(index, table.loc[index].to_dict()) for name in todo for index in rows_by_antibody[name]]
-    crop = partial(
-        _crop_row,
-        channel_names=list(channel_names),
-        crop_size=crop_size,
-        output_size=output_size,
-        min_area=min_area,
-        skip_border=skip_border,
-        mask_dilation=mask_dilation,
-    )
+    crop_row = partial(_crop_row, channel_names=list(channel_names), crop=crop)
     written = progress.written_keys
-    results = _map_ordered(crop, tasks, num_workers)
+    results = _map_ordered(crop_row, tasks, num_workers)
     bar = tqdm(total=len(tasks), desc="cropping fields", unit="field", disable=not show_progress)
     try:
         for name in todo:
@@ -418,9 +388,7 @@ def write_shards(
             stats["mult"] = mults[name]
             if cells:
                 gene = str(table.at[indices[0], "gene"])
-                for sample in build_records(
-                    name, gene, cells, channel_names, parts_per_antibody, crop_size, output_size, mults[name]
-                ):
+                for sample in build_records(name, gene, cells, channel_names, parts_per_antibody, crop, mults[name]):
                     stats["keys"].append(sample["__key__"])
                     if sample["__key__"] not in written:
                         writer.write(sample)
@@ -435,16 +403,15 @@ def write_shards(
     return summary
 
 
-def _check_options(channel_names, crop_size, output_size, parts_per_antibody, records_per_shard, mask_dilation):
+def _check_options(channel_names, crop, parts_per_antibody, records_per_shard):
+    """The writer's own options (the crop options checked themselves when they were made)."""
+    if not isinstance(crop, CropOptions):
+        raise TypeError(f"crop: expected a subcell_hf.data.crops.CropOptions, found {type(crop).__name__}")
     if parts_per_antibody < 1 or records_per_shard < 1:
         raise ValueError(
             f"parts_per_antibody and records_per_shard must be >= 1, found {parts_per_antibody}, "
             f"{records_per_shard}"
         )
-    if mask_dilation < 0:
-        raise ValueError(f"mask_dilation must be >= 0 pixels, found {mask_dilation}")
-    if output_size > crop_size:
-        raise ValueError(f"output_size ({output_size}) must not exceed crop_size ({crop_size})")
     if not channel_names or list(channel_names) != [c for c in HPA_CHANNELS if c in channel_names]:
         raise ValueError(
             f"channel_names must be distinct HPA channels in the order {list(HPA_CHANNELS)}, "

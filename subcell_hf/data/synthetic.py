@@ -424,6 +424,7 @@ def prepare_synthetic_shards(
     show_progress: bool = True,
 ) -> tuple[Path, Path]:
     """Write (or reuse, when complete) training and validation shards under `root`; returns their folders."""
+    from .crops import CropOptions
     from .shards import write_shards
 
     root = Path(root)
@@ -437,7 +438,7 @@ def prepare_synthetic_shards(
             seed=field_seed, show_progress=show_progress,
         )
         write_shards(
-            manifest, root / name, crop_size=crop_size, output_size=output_size, min_area=100,
+            manifest, root / name, crop=CropOptions(size=crop_size, output_size=output_size, min_area=100),
             parts_per_antibody=parts_per_antibody, records_per_shard=4, num_workers=0, show_progress=show_progress,
         )
         folders.append(root / name)

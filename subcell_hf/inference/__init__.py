@@ -6,25 +6,66 @@ probabilities and attention maps, as AnnData / Parquet / per-cell files (`subcel
     >>> result = embed("subcell/all_channels-vit-prots-pool", "path_list.csv", "results", formats=("h5ad",))
     >>> result.outputs["h5ad"]
     PosixPath('results/embeddings.h5ad')
+
+Names load on first use (the engine imports torch), so that `subcell_hf.inference.config` (`EmbedConfig`, what
+`subcell-hf embed --help` reads) stays light.
 """
 
-from .embed import EmbedConfig, EmbeddingModel, EmbeddingSettingsError, EmbedResult, embed
-from .inputs import Cell, CellSource, FieldSource, InputFailure, ShardSource, WrapperCsvSource, open_source
-from .outputs import EmbeddingTable, to_anndata
+from __future__ import annotations
 
-__all__ = [
-    "Cell",
-    "CellSource",
-    "EmbedConfig",
-    "EmbedResult",
-    "EmbeddingModel",
-    "EmbeddingSettingsError",
-    "EmbeddingTable",
-    "FieldSource",
-    "InputFailure",
-    "ShardSource",
-    "WrapperCsvSource",
-    "embed",
-    "open_source",
-    "to_anndata",
-]
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+#: public name -> module under subcell_hf.inference that defines it
+_LAZY_NAMES = {
+    "EmbedConfig": ".config",
+    "EmbeddingModel": ".embed",
+    "EmbeddingSettingsError": ".embed",
+    "EmbedResult": ".embed",
+    "embed": ".embed",
+    "Cell": ".inputs",
+    "CellSource": ".inputs",
+    "FieldSource": ".inputs",
+    "InputFailure": ".inputs",
+    "ShardSource": ".inputs",
+    "WrapperCsvSource": ".inputs",
+    "open_source": ".inputs",
+    "EmbeddingTable": ".outputs",
+    "to_anndata": ".outputs",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import EmbedConfig
+    from .embed import EmbeddingModel, EmbeddingSettingsError, EmbedResult, embed
+    from .inputs import Cell, CellSource, FieldSource, InputFailure, ShardSource, WrapperCsvSource, open_source
+    from .outputs import EmbeddingTable, to_anndata
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
+
+
+class _Package(types.ModuleType):
+    """`subcell_hf.inference.embed` names the engine function, as it did when this package imported it eagerly:
+    importing the submodule of the same name would otherwise rebind the attribute to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "embed" and isinstance(value, types.ModuleType):
+            value = value.embed
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+__all__ = sorted(_LAZY_NAMES)

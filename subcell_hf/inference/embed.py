@@ -32,15 +32,16 @@ from torch.utils.data import DataLoader, IterableDataset, default_collate, get_w
 from .. import __version__
 from ..utils.atomic_writes import exclusive_output, remove_stale_partials
 from ..utils.processes import process_state
-from ..options import PRECISION_NAMES, default_runtime
+from ..options import PRECISION_NAMES
 from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
+from .config import EmbedConfig
 from .inputs import Cell, CellSource, InputFailure, WrapperCsvSource, open_source
-from .outputs import OUTPUT_FORMATS, EmbeddingTable, build_table, cell_file_path, write_anndata, write_npy
+from .outputs import EmbeddingTable, build_table, cell_file_path, write_anndata, write_npy
 from .outputs import write_parquet, write_summary
-from .runtime import RUNTIMES, build_runtime, resolve_runtime
+from .runtime import build_runtime, resolve_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -51,73 +52,6 @@ CHUNKS_DIRNAME = "chunks"
 
 class EmbeddingSettingsError(ValueError):
     """An output folder holds chunks computed with other inputs, model or settings."""
-
-
-@dataclass
-class EmbedConfig:
-    """Settings of an embedding run (the `subcell-hf embed` options).
-
-    Args:
-        input_kind: "csv" (the original wrapper's CSV), "fields" (manifest of fields of view + masks), "shards"
-            (WebDataset shards from `subcell-hf shards`) or "auto" (from the file names and columns).
-        formats: any of "h5ad", "parquet", "npy" (per-cell `<id>_embedding.npy` / `<id>_probabilities.npy`).
-            A `summary.csv` (per cell: top-3 classes; per failed input: the error) is always written.
-        batch_size: cells per forward pass. Batches never mix chunks or crop sizes.
-        num_workers: DataLoader worker processes reading and preprocessing images while the model runs.
-        chunk_size: input items (CSV rows, fields, shards) per resumable chunk; default: about a 16th of the
-            items, at least one batch of rows, at most 256 rows, 8 fields or 1 shard.
-        precision: "auto" (bf16 on a GPU that has it, else fp32), "fp32", "bf16" or "fp16" (autocast).
-        compile: run the model through `torch.compile` (eager runtime).
-        runtime: how the model runs (`subcell_hf.inference.runtime`): "auto" (ONNX Runtime for fp32 on CPU, the
-            measured fastest at fp32 parity; eager PyTorch otherwise), "eager", "onnx", "onnx-int8" (opt-in, not
-            within 1e-4 of fp32) or "openvino" (needs `pip install openvino`).
-        save_attention: write `<id>_attention_map.png` per cell (pooler attention over the protein channel).
-        size: resize every crop to `size` x `size` before the model (the processor's `do_resize`); default: as is.
-        device: torch device; default: the process's device under `accelerate launch`, else cuda if present.
-        revision: Hub revision of the model.
-        overwrite: discard chunks of an earlier run instead of resuming (needed when settings changed).
-        progress: show a progress bar (rank 0 only).
-        crop_size, output_size, min_area, skip_border, mask_cells: cropping of fields of view (`subcell_hf.data.crops`);
-            `mask_cells` multiplies each crop by its own cell mask.
-    """
-
-    input_kind: str = "auto"
-    formats: tuple[str, ...] = ("h5ad",)
-    batch_size: int = 64
-    num_workers: int = 2
-    chunk_size: int | None = None
-    precision: str = "auto"
-    compile: bool = False
-    runtime: str = field(default_factory=default_runtime)
-    save_attention: bool = False
-    size: int | None = None
-    device: str | None = None
-    revision: str | None = None
-    overwrite: bool = False
-    progress: bool = True
-    crop_size: int | None = None
-    output_size: int | None = None
-    min_area: int | None = None
-    skip_border: bool = True
-    mask_cells: bool = False
-
-    def __post_init__(self):
-        self.formats = tuple(self.formats)
-        unknown = [f for f in self.formats if f not in OUTPUT_FORMATS]
-        if unknown:
-            raise ValueError(f"unknown output formats {unknown}; expected any of {OUTPUT_FORMATS}")
-        if self.precision not in ("auto", *PRECISIONS):
-            raise ValueError(f"precision must be one of {('auto', *PRECISIONS)}, found {self.precision!r}")
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"runtime must be one of {RUNTIMES}, found {self.runtime!r}")
-        if self.batch_size < 1 or self.num_workers < 0:
-            raise ValueError(
-                f"batch_size must be >= 1 and num_workers >= 0, found {self.batch_size} and {self.num_workers}"
-            )
-        for name in ("size", "chunk_size"):  # 0 or negative: refused, never silently the default
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive integer when given, found {value!r}")
 
 
 @dataclass
@@ -421,7 +355,7 @@ def _embed(
         str(model), config.revision
     )
     channels = embedding_model.model.config.channel_names
-    source = open_source(inputs, channels, config.input_kind, **_source_options(config))
+    source = open_source(inputs, channels, config.input_kind, config.crop, config.mask_cells)
     unused = source.unused_channels() if isinstance(source, WrapperCsvSource) else []
     if unused and state.is_main_process:
         logger.warning("%s: columns for %s are ignored: model %s reads %s", inputs, unused, embedding_model.name,
@@ -586,16 +520,6 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def _precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-
-
-def _source_options(config: EmbedConfig) -> dict[str, Any]:
-    return {
-        "crop_size": config.crop_size,
-        "output_size": config.output_size,
-        "min_area": config.min_area,
-        "skip_border": config.skip_border,
-        "mask_cells": config.mask_cells,
-    }
 
 
 def _preprocessing(processor: SubCellImageProcessor, preprocess_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.crops import CropOptions
 from ..data.io import ImageReadError, read_image
 from ..options import INPUT_KINDS
 
@@ -272,7 +273,9 @@ def _unsafe_relative(name: str) -> bool:
 # ------------------------------------------------------------------------------------------ fields of view
 class FieldSource(CellSource):
     """A manifest of fields of view + cell-label masks (`subcell_hf.data.manifest`), cropped on the fly with
-    `subcell_hf.data.crops` (same geometry as the training shards). A field with no usable cell is a failure."""
+    `subcell_hf.data.crops` and the same `CropOptions` as `subcell-hf shards`: the cells (and, with `mask_cells`,
+    the masked cells) are those the shards written with these options hold. A field with no usable cell is a
+    failure."""
 
     kind = "fields"
     default_chunk_size = 8
@@ -281,22 +284,15 @@ class FieldSource(CellSource):
         self,
         manifest: str | os.PathLike,
         channel_names: Sequence[str],
-        crop_size: int | None = None,
-        output_size: int | None = None,
-        min_area: int | None = None,
-        skip_border: bool = True,
+        crop: CropOptions = CropOptions(),
         mask_cells: bool = False,
     ):
-        from ..data import crops
         from ..data.manifest import read_manifest
 
         super().__init__(channel_names)
         self.path = Path(manifest)
         self.table = read_manifest(self.path, self.channel_names)
-        self.crop_size = crop_size or crops.DEFAULT_CROP_SIZE
-        self.output_size = output_size or min(crops.DEFAULT_OUTPUT_SIZE, self.crop_size)
-        self.min_area = crops.DEFAULT_MIN_AREA if min_area is None else min_area
-        self.skip_border = skip_border
+        self.crop = crop
         self.mask_cells = mask_cells
 
     def __len__(self) -> int:
@@ -312,10 +308,12 @@ class FieldSource(CellSource):
         return _sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
+        crop = self.crop.to_dict()  # the keys of earlier runs first, so that their settings still resume
         return {
-            "kind": self.kind, "items": len(self), "path": str(self.path), "crop_size": self.crop_size,
-            "output_size": self.output_size, "min_area": self.min_area, "skip_border": self.skip_border,
-            "mask_cells": self.mask_cells,
+            "kind": self.kind, "items": len(self), "path": str(self.path), "crop_size": crop.pop("crop_size"),
+            "output_size": crop.pop("output_size"), "min_area": crop.pop("min_area"),
+            "skip_border": crop.pop("skip_border"), "mask_cells": self.mask_cells,
+            **({"mask_dilation": crop["mask_dilation"]} if self.mask_cells else {}),
         }
 
     def iter_cells(self, index: int) -> Iterator[Cell | InputFailure]:
@@ -329,19 +327,19 @@ class FieldSource(CellSource):
         except FieldError as error:
             yield InputFailure(index, image_id, image_id, str(error))
             return
-        selection = find_cells(mask, min_area=self.min_area, skip_border=self.skip_border)
+        selection = find_cells(mask, min_area=self.crop.min_area, skip_border=self.crop.skip_border)
         if not selection.cells:
             yield InputFailure(
                 index, image_id, image_id,
                 f"mask ({row[MASK_COLUMN]}) has no usable cells: {int(mask.max())} labels, "
                 f"{selection.skipped_border} skipped at the border, {selection.skipped_small} smaller than "
-                f"min_area={self.min_area}",
+                f"min_area={self.crop.min_area}",
             )
             return
         path_columns = set(self.channel_names) | set(WRAPPER_CHANNEL_COLUMNS) | {MASK_COLUMN}
         field_metadata = {k: _plain(v) for k, v in row.items() if k not in path_columns}
         for box in selection.cells:
-            crop = crop_cell(channels, mask, box, self.crop_size, self.output_size)
+            crop = crop_cell(channels, mask, box, self.crop)
             pixels = crop.image * crop.mask.astype(crop.image.dtype) if self.mask_cells else crop.image
             top, left, bottom, right = crop.bbox
             yield Cell(
@@ -473,15 +471,13 @@ def open_source(
     inputs: str | os.PathLike | Sequence[str],
     channel_names: Sequence[str],
     kind: str = "auto",
-    crop_size: int | None = None,
-    output_size: int | None = None,
-    min_area: int | None = None,
-    skip_border: bool = True,
+    crop: CropOptions = CropOptions(),
     mask_cells: bool = False,
 ) -> CellSource:
     """The `CellSource` for `inputs`. `kind="auto"`: `.tar` files, patterns or a folder of them are shards, a table
     with the wrapper's `g_image` column is a wrapper CSV, a table with a `mask` column is a field manifest.
-    The cropping options apply to fields; `mask_cells` (zero the pixels outside the cell) to fields and shards."""
+    The crop options apply to fields; `mask_cells` (zero the pixels outside the cell's mask, dilated by
+    `crop.mask_dilation` for fields as the shards store it) to fields and shards."""
     if kind == "auto":
         kind = detect_kind(inputs)
     if kind not in INPUT_KINDS:
@@ -492,7 +488,7 @@ def open_source(
         raise ValueError(f"{kind} input is one CSV/Parquet file, found {inputs!r}")
     if kind == "csv":
         return WrapperCsvSource(inputs, channel_names)
-    return FieldSource(inputs, channel_names, crop_size, output_size, min_area, skip_border, mask_cells)
+    return FieldSource(inputs, channel_names, crop, mask_cells)
 
 
 def detect_kind(inputs: str | os.PathLike | Sequence[str]) -> str:

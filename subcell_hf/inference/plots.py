@@ -126,7 +126,7 @@ def plot_attention_grid(
     columns: int = 3,
     by: str = DEFAULT_COLOR,
 ) -> Path:
-    """A grid of the cells' attention pictures (`embed --save-attention`), titled with id and predicted class.
+    """A grid of the cells' attention pictures (`embed --save_attention true`), titled with id and predicted class.
 
     Cells are taken round robin over the values of `obs[by]` (one per predicted class first), in input order.
     """
@@ -146,7 +146,7 @@ def attention_grid_figure(adata_or_path: Any, num_cells: int = 12, columns: int 
 
     adata, root = _load(adata_or_path)
     if "attention_map" not in adata.obs.columns:
-        raise ValueError("no attention maps in this run: embed with --save-attention (save_attention=True)")
+        raise ValueError("no attention maps in this run: embed with --save_attention true (save_attention=True)")
     obs = adata.obs[adata.obs["attention_map"].astype(str) != ""]
     chosen = _round_robin(obs, by, num_cells)
     if not chosen:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from subcell_hf.data.crops import CropOptions
 from subcell_hf.data.shards import write_shards
 from subcell_hf.data.synthetic import generate_dataset
 
 #: The crop geometry of every data test: small enough for milliseconds per field.
-CROP = dict(crop_size=64, output_size=32, min_area=100)
+CROP = dict(crop=CropOptions(size=64, output_size=32, min_area=100))
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
-from subcell_hf.data.crops import FieldError, crop_cells, crop_window, find_cells, read_field
+from subcell_hf.data.crops import CropOptions, FieldError, crop_cells, crop_window, find_cells, read_field
 from subcell_hf.data.io import write_image
+
+
+def undilated(**options) -> CropOptions:
+    """Crop options with the cell masks kept exact (no dilation), so that a mask tells the crop geometry."""
+    return CropOptions(mask_dilation=0, **options)
 
 
 def coordinate_field(height=100, width=100, channels=2, dtype=np.uint16):
@@ -28,7 +36,7 @@ def mask():
 
 def test_crop_is_centred_on_the_bounding_box(mask):
     channels = coordinate_field()
-    crops = {c.cell_id: c for c in crop_cells(channels, mask, crop_size=20, output_size=20, min_area=10)}
+    crops = {c.cell_id: c for c in crop_cells(channels, mask, undilated(size=20, output_size=20, min_area=10))}
     cell = crops[1]
     assert cell.bbox == (40, 30, 50, 46)
     assert crop_window(cell.bbox, 20) == (35, 28)
@@ -42,7 +50,7 @@ def test_crop_is_centred_on_the_bounding_box(mask):
 
 def test_window_outside_the_field_is_zero_padded(mask):
     channels = coordinate_field()
-    cell = {c.cell_id: c for c in crop_cells(channels, mask, crop_size=20, output_size=20, min_area=10)}[2]
+    cell = {c.cell_id: c for c in crop_cells(channels, mask, undilated(size=20, output_size=20, min_area=10))}[2]
     assert crop_window(cell.bbox, 20) == (-5, -4)
     assert (cell.image[:, :5, :] == 0).all() and (cell.image[:, :, :4] == 0).all()
     np.testing.assert_array_equal(cell.image[:, 5:, 4:], channels[:, 0:15, 0:16])
@@ -51,8 +59,8 @@ def test_window_outside_the_field_is_zero_padded(mask):
 
 def test_downsampling_is_the_block_mean_in_the_input_dtype(mask):
     channels = coordinate_field()
-    full = {c.cell_id: c for c in crop_cells(channels, mask, crop_size=20, output_size=20, min_area=10)}[1]
-    half = {c.cell_id: c for c in crop_cells(channels, mask, crop_size=20, output_size=10, min_area=10)}[1]
+    full = {c.cell_id: c for c in crop_cells(channels, mask, undilated(size=20, output_size=20, min_area=10))}[1]
+    half = {c.cell_id: c for c in crop_cells(channels, mask, undilated(size=20, output_size=10, min_area=10))}[1]
     assert half.image.shape == (2, 10, 10) and half.image.dtype == np.uint16
     block_mean = full.image.astype(np.float64).reshape(2, 10, 2, 10, 2).mean(axis=(2, 4))
     np.testing.assert_array_equal(half.image, np.rint(block_mean).astype(np.uint16))
@@ -62,7 +70,7 @@ def test_downsampling_is_the_block_mean_in_the_input_dtype(mask):
 
 def test_non_integer_downsampling_averages_areas(mask):
     ramp = np.broadcast_to(np.arange(100, dtype=np.float32), (1, 100, 100)).copy()
-    cell = {c.cell_id: c for c in crop_cells(ramp, mask, crop_size=30, output_size=20, min_area=10)}[1]
+    cell = {c.cell_id: c for c in crop_cells(ramp, mask, undilated(size=30, output_size=20, min_area=10))}[1]
     left = crop_window(cell.bbox, 30)[1]
     # output pixel k averages input [1.5k, 1.5k + 1.5): whole pixels count fully, the cut one by its overlap
     expected = [
@@ -81,13 +89,13 @@ def test_skip_rule_border_and_small_cells(mask):
 
 
 def test_uint8_fields_stay_uint8(mask):
-    crops = crop_cells(coordinate_field(dtype=np.uint8), mask, crop_size=20, output_size=10, min_area=10)
+    crops = crop_cells(coordinate_field(dtype=np.uint8), mask, undilated(size=20, output_size=10, min_area=10))
     assert {c.image.dtype for c in crops} == {np.dtype(np.uint8)}
 
 
 def test_bad_inputs_are_rejected(mask):
     with pytest.raises(ValueError, match=r"mask: expected shape \(100, 100\)"):
-        crop_cells(coordinate_field(), mask[:50], crop_size=20, output_size=10)
+        crop_cells(coordinate_field(), mask[:50], undilated(size=20, output_size=10))
     with pytest.raises(ValueError, match="integer label image"):
         find_cells(mask.astype(bool))
 
@@ -133,15 +141,15 @@ def test_mask_is_dilated_at_native_resolution_before_downsampling():
     mask[50, 60] = 2  # a neighbour stays outside cell 1's own mask unless within 7 px
     channels = coordinate_field()
     cell = find_cells(mask, min_area=1).cells[0]
-    exact = crop_cell(channels, mask, cell, crop_size=40, output_size=40)
-    dilated = crop_cell(channels, mask, cell, crop_size=40, output_size=40, mask_dilation=7)
+    exact = crop_cell(channels, mask, cell, undilated(size=40, output_size=40))
+    dilated = crop_cell(channels, mask, cell, CropOptions(size=40, output_size=40, mask_dilation=7))
     assert exact.mask.sum() == 1
     rows, columns = np.indices((40, 40))
     centre = tuple(int(v[0]) for v in np.nonzero(exact.mask))
     disk = (rows - centre[0]) ** 2 + (columns - centre[1]) ** 2 <= 49
     np.testing.assert_array_equal(dilated.mask, disk)
     assert dilated.mask.sum() == 149  # lattice points within radius 7
-    half = crop_cell(channels, mask, cell, crop_size=40, output_size=20, mask_dilation=7)
+    half = crop_cell(channels, mask, cell, CropOptions(size=40, output_size=20, mask_dilation=7))
     np.testing.assert_array_equal(half.mask, dilated.mask.reshape(20, 2, 20, 2).mean(axis=(1, 3)) >= 0.5)
     np.testing.assert_array_equal(dilate(np.zeros((5, 5), bool), 3), np.zeros((5, 5), bool))
 
@@ -154,9 +162,27 @@ def test_shards_store_dilated_masks(synthetic_manifest, tmp_path):
     import pandas as pd
 
     table = pd.read_csv(synthetic_manifest).iloc[:1]
-    options = dict(num_workers=0, show_progress=False, **{**CROP, "output_size": 64})
-    exact = write_shards(table, tmp_path / "exact", mask_dilation=0, **options)
-    dilated = write_shards(table, tmp_path / "dilated", **options)  # the default: 7 px
+    crop = dataclasses.replace(CROP["crop"], output_size=64)
+    options = dict(num_workers=0, show_progress=False)
+    exact = write_shards(table, tmp_path / "exact", crop=dataclasses.replace(crop, mask_dilation=0), **options)
+    dilated = write_shards(table, tmp_path / "dilated", crop=crop, **options)  # the default: 7 px
     assert dilated.options["mask_dilation"] == 7 and exact.num_cells == dilated.num_cells
     area = {d: sum(int(r["masks"].sum()) for r in iter_records(tmp_path / d)) for d in ("exact", "dilated")}
     assert area["dilated"] > 1.3 * area["exact"]
+
+
+def test_crop_options_are_checked_once_naming_the_field_the_expected_and_the_found_value():
+    assert CropOptions() == CropOptions(size=896, output_size=448, min_area=500, skip_border=True, mask_dilation=7)
+    assert CropOptions(size=128).output_size == 128  # 448 unless the window is smaller: never an upsampling
+    for options, message in (
+        (dict(size=0), "CropOptions.size: expected an integer >= 1, found 0"),
+        (dict(size=64.0), "CropOptions.size: expected an integer >= 1, found 64.0"),
+        (dict(size=64, output_size=128), "CropOptions.output_size: expected at most size (64)"),
+        (dict(min_area=-1), "CropOptions.min_area: expected an integer >= 0, found -1"),
+        (dict(mask_dilation=True), "CropOptions.mask_dilation: expected an integer >= 0, found True"),
+        (dict(skip_border="no"), "CropOptions.skip_border: expected true or false, found 'no'"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            CropOptions(**options)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CropOptions().size = 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from subcell_hf.data.crops import CellCrop
+from subcell_hf.data.crops import CellCrop, CropOptions
 from subcell_hf.data.loader import EpochPlan, ShardIndex, ShardReadError, build_pretraining_loader, collate, draw_cells
 from subcell_hf.data.manifest import antibody_id
 from subcell_hf.data.shards import build_records, iter_records, list_shards
@@ -32,7 +32,7 @@ def write_antibodies(folder, antibodies: dict[str, tuple[int, int, int]], side: 
                 crop = CellCrop(index + 1, image, np.ones((side, side), bool), (0, 0, 1, 1), (0.5, 0.5), 1)
                 meta = {"image_id": f"{name}-field{index % fields}", "cell_id": index + 1, "labels": [0] * 35}
                 cells.append((crop, meta))
-            for sample in build_records(name, "GENE", cells, ["dna", "protein"], 4, side, side, mult):
+            for sample in build_records(name, "GENE", cells, ["dna", "protein"], 4, CropOptions(size=side), mult):
                 writer.write(sample)
 
 

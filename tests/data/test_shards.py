@@ -204,14 +204,25 @@ def test_datasets_load_dataset_reads_the_shards(synthetic_shards):
 def test_cli_synth_then_shards(tmp_path, capsys):
     from subcell_hf.cli import main
 
-    assert main(["synth", "--output", str(tmp_path / "synth"), "--num-fields", "2", "--num-antibodies", "2",
-                 "--image-size", "128"]) == 0
+    assert main(["synth", "--output", str(tmp_path / "synth"), "--num_fields", "2", "--num_antibodies", "2",
+                 "--image_size", "128"]) == 0
     manifest = json.loads(capsys.readouterr().out)["manifest"]
     table = pd.read_csv(manifest)
     table.loc[1, "dna"] = "nowhere.png"
     table.to_csv(manifest, index=False)
-    code = main(["shards", "--manifest", manifest, "--output", str(tmp_path / "shards"), "--crop-size", "32",
-                 "--output-size", "16", "--min-area", "50", "--num-workers", "0"])
+    preset = tmp_path / "shards.yaml"  # a YAML preset with a nested section; the flags override it
+    preset.write_text("crop:\n  size: 32\n  output_size: 16\n  min_area: 100000\nnum_workers: 0\n")
+    code = main(["shards", "--config_path", str(preset), "--manifest", manifest, "--output", str(tmp_path / "shards"),
+                 "--crop.min_area", "50"])
     captured = capsys.readouterr()
     assert code == 1 and "row 1 (field00001) skipped: " in captured.err and "nowhere.png" in captured.err
-    assert json.loads(captured.out)["num_records"] == 4  # one antibody left: its 4 parts
+    assert json.loads(captured.out)["num_records"] == 4  # one antibody left: its 4 parts (min_area 50, not 100000)
+    summary = json.loads((tmp_path / "shards" / "summary.json").read_text())
+    assert {k: summary["options"][k] for k in ("crop_size", "output_size", "min_area", "mask_dilation")} == {
+        "crop_size": 32, "output_size": 16, "min_area": 50, "mask_dilation": 7}
+    # one check of the crop options, naming the field, the expected and the found value; nothing written
+    code = main(["shards", "--manifest", manifest, "--output", str(tmp_path / "bad"), "--crop.size", "32",
+                 "--crop.output_size", "64"])
+    assert code == 2 and not (tmp_path / "bad").exists()
+    error = capsys.readouterr().err
+    assert "CropOptions.output_size: expected at most size (32)" in error and "found 64" in error

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCardData
 from transformers import AutoModelForImageClassification
 
 from subcell_hf import SubCellImageProcessor, SubCellModel
+from subcell_hf.data.crops import CropOptions
 from subcell_hf.data.shards import write_shards
 from subcell_hf.data.synthetic import generate_dataset
 from subcell_hf.evaluation import published_split, read_labelled_embeddings, read_results
@@ -66,9 +67,7 @@ def shards(tmp_path_factory):
     write_shards(
         manifest,
         root / "shards",
-        crop_size=96,
-        output_size=64,
-        min_area=50,
+        crop=CropOptions(size=96, output_size=64, min_area=50),
         parts_per_antibody=1,  # one record per antibody: 2 shards of 3
         records_per_shard=3,
         num_workers=0,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from subcell_hf.data.crops import CropOptions
 from subcell_hf.data.io import write_image
 from subcell_hf.inference.inputs import WRAPPER_CHANNEL_COLUMNS
 
@@ -77,4 +78,4 @@ def synthetic_fields(tmp_path_factory):
     return generate_dataset(root, num_fields=2, num_antibodies=2, image_size=256, seed=0, show_progress=False)
 
 
-FIELD_OPTIONS = dict(crop_size=64, output_size=64, min_area=100)
+FIELD_OPTIONS = dict(crop=CropOptions(size=64, output_size=64, min_area=100))

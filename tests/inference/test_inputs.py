@@ -132,6 +132,32 @@ def test_fields_are_cropped_and_an_empty_mask_is_a_failure(synthetic_fields, tmp
     assert isinstance(failure, InputFailure) and failure.id == "empty" and "no usable cells" in failure.error
 
 
+def test_masked_cells_from_fields_are_the_masked_cells_of_their_shards(synthetic_fields, tmp_path):
+    """One `CropOptions` for both: with mask_cells, a field's cell is zeroed outside the same (dilated) mask the
+    shards written with these options store, so fields and shards give the same pixels."""
+    import dataclasses
+
+    from subcell_hf.data.shards import write_shards
+    from subcell_hf.inference.inputs import ShardSource
+
+    crop = FIELD_OPTIONS["crop"]
+    write_shards(synthetic_fields, tmp_path / "shards", crop=crop, num_workers=0, show_progress=False)
+    from_shards = ShardSource(tmp_path / "shards", HPA_CHANNELS, mask_cells=True)
+    shard_cells = {c.id: c.pixels for i in range(len(from_shards)) for c in from_shards.iter_cells(i)}
+    fields = FieldSource(synthetic_fields, HPA_CHANNELS, crop, mask_cells=True)
+    field_cells = {c.id: c.pixels for i in range(len(fields)) for c in fields.iter_cells(i)}
+    assert len(field_cells) > 10 and field_cells.keys() == shard_cells.keys()
+    for cell_id, pixels in field_cells.items():
+        np.testing.assert_array_equal(pixels, shard_cells[cell_id])
+    exact = FieldSource(synthetic_fields, HPA_CHANNELS, dataclasses.replace(crop, mask_dilation=0), mask_cells=True)
+    exact_cells = {c.id: c.pixels for c in exact.iter_cells(0)}
+    assert all((exact_cells[i] <= field_cells[i]).all() for i in exact_cells)  # the exact mask keeps fewer pixels
+    assert sum(int((exact_cells[i] > 0).sum()) for i in exact_cells) < sum(
+        int((field_cells[i] > 0).sum()) for i in exact_cells)
+    assert fields.describe()["mask_dilation"] == 7 and "mask_dilation" not in FieldSource(
+        synthetic_fields, HPA_CHANNELS, crop).describe()  # unmasked runs keep their settings (they still resume)
+
+
 def test_detect_kind(wrapper_csv, synthetic_fields, tmp_path):
     assert detect_kind(wrapper_csv) == "csv"
     assert detect_kind(synthetic_fields) == "fields"

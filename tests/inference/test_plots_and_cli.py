@@ -40,13 +40,14 @@ def test_reduce_to_2d_falls_back_to_pca_without_umap():
 
 def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["embed", "--model", str(tiny_converted), str(wrapper_csv), "--output", str(out), "--num-workers",
-                 "0", "--no-progress", "--save-attention", "--format", "h5ad", "npy"])
+    code = main(["embed", "--model", str(tiny_converted), "--inputs", str(wrapper_csv), "--output", str(out),
+                 "--num_workers", "0", "--progress", "false", "--save_attention", "true", "--formats", "[h5ad, npy]"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["cells"] == 6 and report["failed_inputs"] == 0
     assert Path(report["outputs"]["h5ad"]).is_file() and (out / "cell0_attention_map.png").is_file()
 
-    code = main(["plot", str(out / "embeddings.h5ad"), "--color", "top_1", "--attention-grid", "--method", "pca"])
+    code = main(["plot", "--h5ad", str(out / "embeddings.h5ad"), "--color", "top_1", "--attention_grid", "true",
+                 "--method", "pca"])
     written = json.loads(capsys.readouterr().out)
     assert code == 0 and Path(written["map"]).name == "pca_top_1.png"  # the file says which method it holds
     for key in ("map", "attention_grid"):
@@ -56,13 +57,13 @@ def test_embed_and_plot_commands(tiny_converted, wrapper_csv, tmp_path, capsys):
     cells, colour_bar = figure.axes[:4], figure.axes[4:]
     assert [label.get_text() for label in cells[0].get_xticklabels()] == ["protein", "pooler head 1", "pooler head 2"]
     assert len(colour_bar) == 1 and "attention" in colour_bar[0].get_xlabel()
-    assert main(["plot", str(out / "embeddings.h5ad"), "--color", "no_such_column"]) == 2
+    assert main(["plot", "--h5ad", str(out / "embeddings.h5ad"), "--color", "no_such_column"]) == 2
     assert "not an obs column" in capsys.readouterr().err
 
 
 def test_embed_command_exit_status_reports_failed_rows(tiny_converted, broken_csv, tmp_path, capsys):
-    code = main(["embed", "--model", str(tiny_converted), str(broken_csv), "--output", str(tmp_path / "out"),
-                 "--num-workers", "0", "--no-progress"])
+    code = main(["embed", "--model", str(tiny_converted), "--inputs", str(broken_csv), "--output",
+                 str(tmp_path / "out"), "--num_workers", "0", "--progress", "false"])
     captured = capsys.readouterr()
     assert code == 1
     assert json.loads(captured.out)["failed_inputs"] == 3
@@ -70,7 +71,7 @@ def test_embed_command_exit_status_reports_failed_rows(tiny_converted, broken_cs
     # a fatal problem (not a CSV the tool understands) is exit status 2 and writes nothing
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
-    assert main(["embed", "--model", str(tiny_converted), str(bad), "--output", str(tmp_path / "x")]) == 2
+    assert main(["embed", "--model", str(tiny_converted), "--inputs", str(bad), "--output", str(tmp_path / "x")]) == 2
     assert "cannot tell the input kind" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
@@ -79,7 +80,7 @@ def test_plot_attention_grid_needs_attention_maps(tiny_converted, wrapper_csv, t
     from subcell_hf.inference import embed
 
     result = embed(tiny_converted, wrapper_csv, tmp_path / "out", num_workers=0, progress=False)
-    with pytest.raises(ValueError, match="--save-attention"):
+    with pytest.raises(ValueError, match="--save_attention true"):
         plot_attention_grid(result.outputs["h5ad"], tmp_path / "grid.png")
     path = plot_embedding_map(anndata.read_h5ad(result.outputs["h5ad"]), tmp_path / "map.png", color="input_index")
     assert path.is_file()
@@ -101,8 +102,8 @@ def test_two_process_launch_splits_chunks_and_merges_like_one_process(tiny_conve
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
         "--dynamo_backend", "no", "-m", "subcell_hf.cli", "embed",
-        "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "launched"),
-        "--chunk-size", "2", "--num-workers", "0", "--no-progress",
+        "--model", str(tiny_converted), "--inputs", str(wrapper_csv), "--output", str(tmp_path / "launched"),
+        "--chunk_size", "2", "--num_workers", "0", "--progress", "false",
     ]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -131,8 +132,8 @@ def test_embed_exit_status_2_when_every_input_fails_for_one_reason(tiny_converte
     rows = ["r_image,y_image,b_image,g_image,output_prefix"]
     rows += [f"m{i}.png,y{i}.png,b{i}.png,g{i}.png,cell{i}" for i in range(3)]
     (tmp_path / "missing.csv").write_text("\n".join(rows) + "\n")
-    code = main(["embed", "--model", str(tiny_converted), str(tmp_path / "missing.csv"), "--output",
-                 str(tmp_path / "out"), "--num-workers", "0", "--no-progress"])
+    code = main(["embed", "--model", str(tiny_converted), "--inputs", str(tmp_path / "missing.csv"), "--output",
+                 str(tmp_path / "out"), "--num_workers", "0", "--progress", "false"])
     err = capsys.readouterr().err
     assert code == 2
     assert "nothing embedded: all 3 inputs failed for the same reason: file not found" in err

@@ -123,8 +123,8 @@ def test_a_missing_optional_runtime_names_the_package(monkeypatch, tiny_converte
                         lambda name: None if name == "openvino" else real(name))
     with pytest.raises(MissingRuntimeError, match="pip install 'openvino'"):
         build_runtime("openvino", _tiny())
-    code = main(["embed", "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "out"),
-                 "--runtime", "openvino", "--num-workers", "0", "--no-progress"])
+    code = main(["embed", "--model", str(tiny_converted), "--inputs", str(wrapper_csv), "--output",
+                 str(tmp_path / "out"), "--runtime", "openvino", "--num_workers", "0", "--progress", "false"])
     assert code == 2
     assert "runtime 'openvino' needs openvino" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -168,7 +168,7 @@ def test_the_default_runtime_comes_from_the_environment(monkeypatch, tiny_conver
     assert EmbedConfig().runtime == "eager"
     assert LocalizationPredictor.from_pretrained(str(tiny_converted)).runtime.name == "eager"
     monkeypatch.setenv("SUBCELL_HF_RUNTIME", "onnx-fast")
-    status = main(["embed", "--model", str(tiny_converted), str(wrapper_csv), "--output", str(tmp_path / "out"),
-                   "--num-workers", "0", "--no-progress"])
+    status = main(["embed", "--model", str(tiny_converted), "--inputs", str(wrapper_csv), "--output",
+                   str(tmp_path / "out"), "--num_workers", "0", "--progress", "false"])
     assert status == 2 and "SUBCELL_HF_RUNTIME='onnx-fast' is not a runtime" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

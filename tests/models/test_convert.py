@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -107,25 +105,33 @@ def test_existing_output_is_not_overwritten_without_permission(tiny_release_dir,
     convert_release(RELEASE, tiny_release_dir, tmp_path / "out", overwrite=True)
 
 
-def test_cli_converts_and_reports_errors(tiny_release_dir, tmp_path):
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "subcell_hf", *args], capture_output=True, text=True, timeout=300
-    )
-    help_text = run("convert", "--help")
-    assert help_text.returncode == 0 and "--release-dir" in help_text.stdout
-    ok = run("convert", "--release", "dna-protein-mae-cells-prots-pool", "--release-dir", str(tiny_release_dir),
-             "--output", str(tmp_path / "dna"))
-    assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["passed"] is True
+def test_cli_converts_and_reports_errors(tiny_release_dir, tmp_path, capsys):
+    from subcell_hf.cli import main
+
+    assert main(["convert", "--help"]) == 0 and "--release_dir" in capsys.readouterr().out
+    assert main(["convert", "--release", "dna-protein-mae-cells-prots-pool", "--release_dir", str(tiny_release_dir),
+                 "--output", str(tmp_path / "dna")]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"] is True
     release = RELEASES["dna-protein-mae-cells-prots-pool"]
     encoder, classifiers = release.source_paths(tiny_release_dir)
-    explicit = run("convert", "--encoder", str(encoder), "--classifiers", *map(str, reversed(classifiers)),
-                   "--channels", "dna", "protein", "--family", "mae-cells-prots-pool", "--output", str(tmp_path / "x"))
-    assert explicit.returncode == 0, explicit.stderr
+    given = "[" + ", ".join(map(str, reversed(classifiers))) + "]"  # a YAML list, in any order: sorted by seed
+    assert main(["convert", "--encoder", str(encoder), "--classifiers", given, "--channels", "[dna, protein]",
+                 "--family", "mae-cells-prots-pool", "--output", str(tmp_path / "x")]) == 0, capsys.readouterr().err
+    pattern = str(classifiers[0].parent / "classifier_seed_*.pth")  # or one glob pattern
+    assert main(["convert", "--encoder", str(encoder), "--classifiers", pattern, "--channels", "[dna, protein]",
+                 "--family", "mae-cells-prots-pool", "--output", str(tmp_path / "glob")]) == 0
     from safetensors.torch import load_file
 
-    assert torch.equal(load_file(tmp_path / "x" / "model.safetensors")["classifiers.0.out_proj.weight"],
-                       load_file(tmp_path / "dna" / "model.safetensors")["classifiers.0.out_proj.weight"])
-    bad = run("convert", "--encoder", str(encoder), "--channels", "er", "dna", "protein", "--family",
-              "vit-prots-pool", "--output", str(tmp_path / "bad"))
-    assert bad.returncode == 2 and "has 2 input channels, expected 3" in bad.stderr
+    reference = load_file(tmp_path / "dna" / "model.safetensors")
+    for folder in ("x", "glob"):
+        weights = load_file(tmp_path / folder / "model.safetensors")
+        for seed in (0, 9):  # the order of the files given does not matter: sorted by seed, 10 after 9
+            key = f"classifiers.{seed}.out_proj.weight"
+            assert torch.equal(weights[key], reference[key])
+    capsys.readouterr()
+    assert main(["convert", "--encoder", str(encoder), "--channels", "[er, dna, protein]", "--family",
+                 "vit-prots-pool", "--output", str(tmp_path / "bad")]) == 2
+    assert "has 2 input channels, expected 3" in capsys.readouterr().err
+    assert main(["convert", "--encoder", str(encoder), "--channels", "[dna, nucleus]", "--family", "vit-prots-pool",
+                 "--output", str(tmp_path / "bad")]) == 2  # a choice the parser refuses, naming it
+    assert "nucleus" in capsys.readouterr().err and not (tmp_path / "bad").exists()

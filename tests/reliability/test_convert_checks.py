@@ -61,8 +61,8 @@ def test_an_empty_classifier_file_is_an_error_naming_it(release_copy, tmp_path, 
 
     path = RELEASE.source_paths(release_copy)[1][0]
     torch.save({}, path)
-    status = main(["convert", "--release", RELEASE.name, "--release-dir", str(release_copy), "--output",
-                   str(tmp_path / "out"), "--any-classifier-architecture"])
+    status = main(["convert", "--release", RELEASE.name, "--release_dir", str(release_copy), "--output",
+                   str(tmp_path / "out"), "--any_classifier_architecture", "true"])
     assert status == 2 and f"{path}: holds no classifier layer" in capsys.readouterr().err
 
 
@@ -75,6 +75,6 @@ def test_a_read_only_output_folder_is_a_message(release_copy, tmp_path, monkeypa
         raise PermissionError(13, "Permission denied", kwargs.get("dir"))
 
     monkeypatch.setattr(tempfile, "mkdtemp", refused)
-    status = main(["convert", "--release", RELEASE.name, "--release-dir", str(release_copy), "--output",
+    status = main(["convert", "--release", RELEASE.name, "--release_dir", str(release_copy), "--output",
                    str(tmp_path / "out")])
     assert status == 2 and "Permission denied" in capsys.readouterr().err

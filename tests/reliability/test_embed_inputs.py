@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from subcell_hf.cli import main
+from subcell_hf.data.crops import CropOptions
 from subcell_hf.data.io import write_image
 from subcell_hf.inference import embed
 from subcell_hf.inference.inputs import WrapperCsvSource
@@ -64,12 +65,12 @@ def test_the_same_model_by_another_path_resumes(tiny_converted, three_cells):
     assert again.chunks_computed == 0 and again.chunks_skipped == 3
 
 
-@pytest.mark.parametrize("option", [["--chunk-size", "0"], ["--size", "0"], ["--size", "-16"]])
+@pytest.mark.parametrize("option", [["--chunk_size", "0"], ["--size", "0"], ["--size", "-16"]])
 def test_zero_or_negative_sizes_are_errors(tiny_converted, three_cells, option, capsys):
     folder, rows = three_cells
     csv = write_wrapper_csv(folder, rows)
-    status = main(["embed", "--model", str(tiny_converted), str(csv), "--output", str(folder / "out"),
-                   "--num-workers", "0", "--no-progress", *option])
+    status = main(["embed", "--model", str(tiny_converted), "--inputs", str(csv), "--output", str(folder / "out"),
+                   "--num_workers", "0", "--progress", "false", *option])
     assert status == 2
     assert "must be a positive integer" in capsys.readouterr().err
 
@@ -98,7 +99,7 @@ def test_one_corrupt_record_loses_only_itself(tiny_converted, tmp_path):
     synthetic_fields = generate_dataset(tmp_path / "fields", num_fields=2, num_antibodies=2, image_size=256, seed=0,
                                         show_progress=False)
     write_shards(synthetic_fields, tmp_path / "shards", num_workers=0, show_progress=False, records_per_shard=100,
-                 crop_size=64, output_size=64, min_area=100)
+                 crop=CropOptions(size=64, output_size=64, min_area=100))
     shard = sorted((tmp_path / "shards").glob("shard-*.tar"))[0]
     good = list(iter_records(shard))
     assert len(good) >= 2
@@ -121,8 +122,8 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_runs(tiny_co
     out.mkdir()
     with open(out / ".subcell_hf.lock", "a") as held:  # what a running `subcell-hf embed` holds
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        status = main(["embed", "--model", str(tiny_converted), str(csv), "--output", str(out), "--num-workers", "0",
-                       "--no-progress"])
+        status = main(["embed", "--model", str(tiny_converted), "--inputs", str(csv), "--output", str(out),
+                       "--num_workers", "0", "--progress", "false"])
     assert status == 2 and "another run is writing" in capsys.readouterr().err
     assert not (out / "chunks").exists()
 

@@ -17,7 +17,7 @@ OUTPUT_MARKER = ".subcell_hf_output.json"
 
 
 def convert(release_dir: Path, output: str | Path, *extra: str) -> int:
-    return main(["convert", "--release", RELEASE, "--release-dir", str(release_dir), "--output", str(output), *extra])
+    return main(["convert", "--release", RELEASE, "--release_dir", str(release_dir), "--output", str(output), *extra])
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_overwrite_of_the_current_folder_is_refused_and_deletes_nothing(
     tiny_release_dir, user_folder, monkeypatch, capsys
 ):
     monkeypatch.chdir(user_folder)
-    assert convert(tiny_release_dir, ".", "--overwrite") == 2
+    assert convert(tiny_release_dir, ".", "--overwrite", "true") == 2
     assert (user_folder / "thesis.tex").read_text() == "years of work"
     assert sorted(p.name for p in user_folder.iterdir()) == ["thesis.tex"]
     assert "--overwrite refused" in capsys.readouterr().err
@@ -42,10 +42,10 @@ def test_overwrite_refuses_home_unmarked_folders_and_parents_of_the_inputs(
     tiny_release_dir, user_folder, monkeypatch, capsys
 ):
     monkeypatch.setenv("HOME", str(user_folder))
-    assert convert(tiny_release_dir, user_folder, "--overwrite") == 2  # the home folder
+    assert convert(tiny_release_dir, user_folder, "--overwrite", "true") == 2  # the home folder
     monkeypatch.setenv("HOME", "/nonexistent")
-    assert convert(tiny_release_dir, user_folder, "--overwrite") == 2  # not empty, no marker
-    assert convert(tiny_release_dir, tiny_release_dir.parent, "--overwrite") == 2  # holds the inputs
+    assert convert(tiny_release_dir, user_folder, "--overwrite", "true") == 2  # not empty, no marker
+    assert convert(tiny_release_dir, tiny_release_dir.parent, "--overwrite", "true") == 2  # holds the inputs
     assert (user_folder / "thesis.tex").exists() and any(tiny_release_dir.iterdir())
     errors = capsys.readouterr().err
     assert "home" in errors and OUTPUT_MARKER in errors and "holds the input" in errors
@@ -56,10 +56,10 @@ def test_overwrite_replaces_a_previous_output_of_the_same_command_only(tiny_rele
     assert convert(tiny_release_dir, output) == 0
     assert (output / OUTPUT_MARKER).is_file()
     assert convert(tiny_release_dir, output) == 2  # exists, no --overwrite
-    assert convert(tiny_release_dir, output, "--overwrite") == 0
+    assert convert(tiny_release_dir, output, "--overwrite", "true") == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left beside it
     (output / OUTPUT_MARKER).write_text('{"command": "embed"}')
-    assert convert(tiny_release_dir, output, "--overwrite") == 2
+    assert convert(tiny_release_dir, output, "--overwrite", "true") == 2
     assert "written by 'embed'" in capsys.readouterr().err
 
 
