@@ -1,14 +1,17 @@
-"""Measuring pieces shared by the scripts in `benchmarks/`: device peaks, FLOP counting, timing, synthetic inputs.
+"""Measuring pieces shared by the scripts in `benchmarks/`: device peaks, FLOP counting, timing, the machine's
+description, synthetic inputs, and the results writer (JSON + Markdown).
 
-One copy of each: `inference.py`, `embed.py`, `embed_pipeline.py` and `gpu_suite.py` import them from here.
+One copy of each: every script imports them from here (`sys.path` holds this folder when a script runs).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +56,20 @@ def timed(fn, repeats: int, warmup: int = 1) -> float:
     return best
 
 
+def time_once(fn) -> float:
+    """Wall time of one call (device work included)."""
+    return timed(fn, repeats=1, warmup=0)
+
+
+def machine_name() -> str:
+    """The processor and its core count, e.g. "x86_64, 2 cores"."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def machine() -> dict:
     """Where a result was measured."""
     info = {
-        "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "cpu": machine_name(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -78,6 +91,19 @@ def crop_arguments(crop: dict | None) -> dict:
         return dict(crop)
     names = {"crop_size": "size", "output_size": "output_size", "min_area": "min_area"}
     return {"crop": CropOptions(**{names[key]: value for key, value in crop.items()})}
+
+
+def write_results(results: dict, output: str | Path, markdown: Callable[[dict], str]) -> str:
+    """`results` as JSON at `output` and `markdown(results)` next to it (same name, `.md`), each file written whole or
+    not at all (a crashed run leaves the committed results as they were); returns the Markdown."""
+    from subcell_hf.utils.atomic_writes import atomic_write_text
+
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    atomic_write_text(output, json.dumps(results, indent=2) + "\n")
+    atomic_write_text(output.with_suffix(".md"), text)
+    return text
 
 
 def synthetic_crops(count: int, size: int, bit_depth: int = 16, seed: int = 0) -> list[np.ndarray]:

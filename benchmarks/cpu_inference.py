@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference import flops_per_image  # noqa: E402  (benchmarks/inference.py)
+from _common import flops_per_image, write_results  # noqa: E402
 
 import subcell_hf  # noqa: E402
 from subcell_hf import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor  # noqa: E402
@@ -358,7 +358,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def markdown(results: dict) -> str:
     machine = results["machine"]
     peak = machine["peak_fp32_flops"]
     lines = [
@@ -418,7 +418,7 @@ def write_markdown(results: dict, path: Path) -> None:
         "one-time cost of the exported graph (cached; int8 includes the fp32 export and the quantization). "
         "GFLOP/s counts the fp32 model's FLOPs for every path (for int8, fp32-equivalent work per second).",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -441,16 +441,12 @@ def main() -> None:
     args = parser.parse_args()
     output = Path(args.output)
     if args.render:  # the Markdown again from the JSON of a run (the numbers are the run's)
-        write_markdown(json.loads(output.read_text()), output.with_suffix(".md"))
-        print(output.with_suffix(".md").read_text())
+        print(write_results(json.loads(output.read_text()), output, markdown))
         return
     results = run(args)
     if args.prepare:
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, output.with_suffix(".md"))
-    print(output.with_suffix(".md").read_text())
+    print(write_results(results, output, markdown))
 
 
 if __name__ == "__main__":

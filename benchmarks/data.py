@@ -19,9 +19,7 @@ H200 consumes in pretraining.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inference import PEAK_BF16_FLOPS  # noqa: E402  (benchmarks/inference.py: one table of peaks)
+from _common import PEAK_BF16_FLOPS, machine_name, write_results  # noqa: E402
 
 from subcell_hf.data.augment import TwoViewAugmentation  # noqa: E402
 from subcell_hf.data.crops import CropOptions, crop_cell, find_cells, read_field  # noqa: E402
@@ -138,7 +136,7 @@ def training_need() -> dict:
     return need
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def markdown(results: dict) -> str:
     writing, need = results["writing"], results["need"]
     lines = [
         "# Data throughput (`benchmarks/data.py`)",
@@ -188,7 +186,7 @@ def write_markdown(results: dict, path: Path) -> None:
         f"{1e6 / writing['crops_per_s_per_core'] / 3600 / 32:.1f} h on 32 cores.",
         "",
     ]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="benchmarks/results/data.json")
     args = parser.parse_args(argv)
 
-    results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"load average at start {os.getloadavg()[0]:.1f}",
-    }
+    results = {"machine": f"{machine_name()}, torch {torch.__version__}, load average at start {os.getloadavg()[0]:.1f}"}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         results["writing"] = measure_writing(scratch, args.fields, args.image_size)
@@ -218,11 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     results["cores_needed_raw"] = max(1, round(need / best_raw + 0.5))
     results["cores_needed_cpu_augment"] = max(1, round(need / best_cpu + 0.5))
     results["read_gb_per_s"] = round(need * results["writing"]["shard_bytes_per_cell"] / 1e9, 2)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, output.with_suffix(".md"))
-    print(output.with_suffix(".md").read_text())
+    print(write_results(results, args.output, markdown))
     return 0
 
 

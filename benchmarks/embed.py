@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -35,7 +34,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PEAK_BF16_FLOPS, flops_per_image, write_crop_csv  # noqa: E402
+from _common import PEAK_BF16_FLOPS, flops_per_image, machine_name, time_once, write_crop_csv  # noqa: E402
+from _common import write_results  # noqa: E402
 
 import subcell_hf  # noqa: E402
 from subcell_hf import SubCellForProteinLocalization, SubCellImageProcessor, min_max_normalize  # noqa: E402
@@ -71,16 +71,6 @@ def subcell_hf_pipeline(loaded: EmbeddingModel, csv: Path, output: Path, **optio
     embed(loaded, csv, output, formats=("h5ad",), overwrite=True, progress=False, **options)
 
 
-def timed(fn) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def max_difference(csv: Path, baseline: Path, ours: Path) -> float:
     import anndata
 
@@ -109,8 +99,8 @@ def cpu_case(
     baseline, ours = float("inf"), float("inf")
     load_before = os.getloadavg()[0]
     for _ in range(repeats):
-        baseline = min(baseline, timed(lambda: wrapper_style_loop(model, csv, work / f"{name}_baseline", device)))
-        ours = min(ours, timed(
+        baseline = min(baseline, time_once(lambda: wrapper_style_loop(model, csv, work / f"{name}_baseline", device)))
+        ours = min(ours, time_once(
             lambda: subcell_hf_pipeline(loaded, csv, work / f"{name}_ours", batch_size=batch, num_workers=workers)
         ))
     return {
@@ -145,12 +135,12 @@ def gpu_benchmark(work: Path, size: int = 448, num_rows: int = 2048, batch: int 
     baseline_rows = 256  # the one-at-a-time loop is slow; time it on a slice
     baseline_csv = work / "gpu" / "baseline.csv"
     baseline_csv.write_text("\n".join(csv.read_text().splitlines()[: baseline_rows + 1]) + "\n")
-    seconds = timed(lambda: wrapper_style_loop(model, baseline_csv, work / "gpu_baseline", device))
+    seconds = time_once(lambda: wrapper_style_loop(model, baseline_csv, work / "gpu_baseline", device))
     results["wrapper_style_fp32_cells_per_s"] = baseline_rows / seconds
     for label, compile_model in (("eager", False), ("compiled", True)):
         options = dict(batch_size=batch, num_workers=workers, precision="bf16", compile=compile_model, device="cuda")
         subcell_hf_pipeline(loaded, csv, work / f"gpu_warmup_{label}", **options)
-        seconds = timed(lambda: subcell_hf_pipeline(loaded, csv, work / f"gpu_{label}", **options))
+        seconds = time_once(lambda: subcell_hf_pipeline(loaded, csv, work / f"gpu_{label}", **options))
         results[f"{label}_end_to_end_cells_per_s"] = num_rows / seconds
         module = torch.compile(model) if compile_model else model
         pixels = torch.rand(batch, config.num_channels, size, size, device=device)
@@ -161,7 +151,7 @@ def gpu_benchmark(work: Path, size: int = 448, num_rows: int = 2048, batch: int 
                     module(pixels)
 
         forward()
-        model_only = 5 * batch / timed(forward)
+        model_only = 5 * batch / time_once(forward)
         results[f"{label}_model_only_cells_per_s"] = model_only
         if peak:
             results[f"{label}_end_to_end_fraction_of_peak"] = num_rows / seconds * flops / peak
@@ -170,7 +160,7 @@ def gpu_benchmark(work: Path, size: int = 448, num_rows: int = 2048, batch: int 
 
 
 # ------------------------------------------------------------------------------------------------ report
-def write_markdown(results: dict, path: Path) -> None:
+def markdown(results: dict) -> str:
     lines = [
         "# Embedding throughput, files to files (`benchmarks/embed.py`)",
         "",
@@ -228,7 +218,7 @@ def write_markdown(results: dict, path: Path) -> None:
             )
     else:
         lines += ["## GPU", "", f"Not measured: {gpu.get('skipped', 'no CUDA device')}."]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -241,7 +231,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="subcell_embed_bench_"))
     try:
         results = {
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "machine": machine_name(),
             "torch": torch.__version__,
             "subcell_hf": subcell_hf.__version__,
             "date": time.strftime("%Y-%m-%d"),
@@ -257,10 +247,7 @@ def main() -> None:
             results["gpu"] = {"skipped": "no CUDA device in this run (the GPU path skips cleanly)"}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, output.with_suffix(".md"))
+    write_results(results, args.output, markdown)
     print(json.dumps(results, indent=2))
 
 

@@ -33,7 +33,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import crop_arguments, machine, write_crop_csv, write_field_manifest  # noqa: E402
+from _common import crop_arguments, machine, write_crop_csv, write_field_manifest, write_results  # noqa: E402
 
 #: The commit before the loader sent integer crops raw (processor min-max per cell in the workers).
 BASELINE_REF = "6064a17"
@@ -198,7 +198,7 @@ def compare_outputs(old: Path, new: Path) -> float:
 
 
 # -------------------------------------------------------------------------------------------------- report
-def write_markdown(results: dict, path: Path) -> None:
+def markdown(results: dict) -> str:
     stages = results["stages"]
     lines = [
         "# The input pipeline of `subcell-hf embed` (`benchmarks/embed_pipeline.py`)",
@@ -244,7 +244,7 @@ def write_markdown(results: dict, path: Path) -> None:
             f"{row['new']['seconds'] - row['new']['forward_seconds']:.1f} | {row['max_abs_difference']:.1e} |"
         )
     lines += ["", results["reading"], ""]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -297,11 +297,7 @@ def main() -> int:
                 print(json.dumps(row), flush=True)
     results["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     results["reading"] = READING
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, output.with_suffix(".md"))
-    print(output.with_suffix(".md").read_text())
+    print(write_results(results, args.output, markdown))
     return 0
 
 

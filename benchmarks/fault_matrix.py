@@ -10,9 +10,7 @@ benchmarks/results/fault_matrix.{md,json}; the guarantees they check are in docs
 from __future__ import annotations
 
 import argparse
-import contextlib
 import fcntl
-import io
 import json
 import os
 import shutil
@@ -31,7 +29,8 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="fault-matrix-hf-"))  #
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tests.utils import corrupt_shard_record  # noqa: E402
+import tests.utils  # noqa: E402
+from tests.utils import PicklePayload, corrupt_shard_record, write_crop_files, write_wrapper_csv  # noqa: E402
 
 RELEASE = "all_channels-vit-prots-pool"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,37 +46,21 @@ class Case:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    """`subcell-hf <argv>` in this process: (exit status, stderr + stdout)."""
-    from subcell_hf.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main(argv)
-        except SystemExit as stop:
-            status = int(stop.code or 0)
-        except Exception as error:  # noqa: BLE001 - a traceback is what the matrix looks for
-            return -1, f"traceback: {type(error).__name__}: {error}"
-    return status, err.getvalue() + out.getvalue()
+    """`subcell-hf <argv>` in this process: (exit status, stderr + stdout); -1 and the error for a traceback."""
+    try:
+        return tests.utils.run_cli(argv)
+    except Exception as error:  # noqa: BLE001 - a traceback is what the matrix looks for
+        return -1, f"traceback: {type(error).__name__}: {error}"
 
 
 def run_pretrain(argv: list[str]) -> tuple[int, str]:
-    sys.path.insert(0, str(ROOT / "recipes"))
-    import pretrain
-
-    from tests.conftest import reset_accelerate_state
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            status = pretrain.main(argv)
-        except SystemExit as stop:
-            status = int(stop.code or 0)
-        except Exception as error:  # noqa: BLE001
-            status, _ = -1, err.write(f"traceback: {type(error).__name__}: {error}")
-        finally:
-            reset_accelerate_state()
-    return status, err.getvalue()
+    """`recipes/pretrain.py <argv>` in this process, as run_cli."""
+    try:
+        return tests.utils.run_main(tests.utils.load_recipe("pretrain").main, argv)
+    except Exception as error:  # noqa: BLE001
+        return -1, f"traceback: {type(error).__name__}: {error}"
+    finally:
+        tests.utils.reset_accelerate_state()
 
 
 def summary(text: str) -> str:
@@ -103,7 +86,6 @@ def build_fixtures(work: Path) -> dict:
     from subcell_hf.hub.convert import convert_release
     from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files
     from subcell_hf.variants import RELEASES
-    from tests.inference.conftest import write_crop_files, write_wrapper_csv
 
     release_dir = work / "release"
     write_release_files(release_dir, [RELEASES[RELEASE]], arch=TINY_ARCHITECTURE)
@@ -168,19 +150,11 @@ def convert_cases(matrix: Matrix, fx: dict) -> None:
     shutil.copytree(release_dir, payload)
     encoder = RELEASES[RELEASE].source_paths(payload)[0]
     marker = work / "convert_payload_ran"
-    _torch.save({"x": _Payload(marker)}, encoder)
+    _torch.save({"x": PicklePayload(marker)}, encoder)
     status, text = run_cli(["convert", "--release", RELEASE, "--release_dir", str(payload),
                             "--output", str(work / "payload_out")])
     matrix.check("convert", "encoder .pth with a pickle payload", "exit 2, payload not run", status, text,
                  not marker.exists())
-
-
-class _Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
 
 
 def embed_cases(matrix: Matrix, fx: dict) -> None:
@@ -344,7 +318,7 @@ def pretrain_cases(matrix: Matrix) -> None:
     marker = work / "resume_payload_ran"
     for planted in sorted(p for p in latest.iterdir() if p.suffix in (".pkl", ".bin")):
         original = planted.read_bytes()
-        torch.save({"payload": _Payload(marker)}, planted)
+        torch.save({"payload": PicklePayload(marker)}, planted)
         status, text = run_pretrain(argv + ["--resume"])
         matrix.check("pretrain", f"--resume with a payload in {planted.name}", "exit 2, payload not run", status,
                      text, not marker.exists() and planted.name in text)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PEAK_BF16_FLOPS, flops_per_image, timed  # noqa: E402, F401  (PEAK_BF16_FLOPS: re-exported)
+from _common import flops_per_image, machine_name, peak_bf16_flops, timed, write_results  # noqa: E402
 
 import subcell_hf  # noqa: E402
 from subcell_hf import SubCellConfig, SubCellModel  # noqa: E402
@@ -69,7 +67,7 @@ def cpu_benchmark(size: int, repeats: int) -> dict:
 def gpu_benchmark(size: int, repeats: int, batch: int = 64) -> dict:
     device = torch.device("cuda")
     name = torch.cuda.get_device_name(device)
-    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+    peak = peak_bf16_flops(name)
     torch.manual_seed(0)
     model = SubCellModel(SubCellConfig()).eval().to(device)
     flops = flops_per_image(model, size)
@@ -90,7 +88,7 @@ def gpu_benchmark(size: int, repeats: int, batch: int = 64) -> dict:
     return results
 
 
-def write_markdown(results: dict, path: Path) -> None:
+def markdown(results: dict) -> str:
     cpu = results["cpu"]
     lines = [
         "# Inference throughput (`benchmarks/inference.py`)",
@@ -126,7 +124,7 @@ def write_markdown(results: dict, path: Path) -> None:
             )
     else:
         lines += ["## GPU", "", f"Not measured: {results.get('gpu', {}).get('skipped', 'no CUDA device')}."]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -137,7 +135,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine_name(),
         "torch": torch.__version__,
         "subcell_hf": subcell_hf.__version__,
         "date": time.strftime("%Y-%m-%d"),
@@ -147,10 +145,7 @@ def main() -> None:
         results["gpu"] = gpu_benchmark(args.size, args.repeats)
     else:
         results["gpu"] = {"skipped": "no CUDA device in this run"}
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results, output.with_suffix(".md"))
+    write_results(results, args.output, markdown)
     print(json.dumps(results, indent=2))
 
 

@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from inference import PEAK_BF16_FLOPS  # noqa: E402  (one table of datasheet peaks)
+from _common import PEAK_BF16_FLOPS, write_results  # noqa: E402
 
 PRESETS = ("tiny", "vit-prots-pool", "mae-cells-prots-pool")
 DEEPSPEED_CONFIG = ROOT / "recipes" / "accelerate" / "deepspeed_zero2.json"
@@ -205,11 +205,7 @@ def main() -> int:
             "skipped: no CUDA device in this session. On a GPU machine the same command measures bf16 + SDPA + "
             "ZeRO-2 at 14 records (112 cells) per GPU and the fraction of the dense bf16 peak."
         )
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    output.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    print(write_results(report, args.output, markdown))
     return 0
 
 

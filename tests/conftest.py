@@ -1,11 +1,11 @@
-"""Shared fixtures: tiny SubCell configs and converted synthetic checkpoints, all built in memory or tmp dirs."""
+"""Shared fixtures: tiny SubCell configs and converted synthetic checkpoints, all built in memory or tmp dirs
+(the helpers they call live in tests/utils.py)."""
 
 from __future__ import annotations
 
 import atexit
 import os
 import shutil
-import socket
 import tempfile
 
 # Before any Hugging Face library is imported: datasets, evaluate and hub caches of the test run (and of the
@@ -15,36 +15,12 @@ atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from accelerate.state import AcceleratorState, GradientState  # noqa: E402
 
 import subcell_hf  # noqa: E402, F401  (registers the Auto classes)
 from subcell_hf import SubCellConfig  # noqa: E402
 from subcell_hf.data.synthetic import TINY_ARCHITECTURE, write_release_files  # noqa: E402
 from subcell_hf.variants import RELEASES  # noqa: E402
-
-
-def free_port() -> int:
-    """A free local port for a launched process group's rendezvous (accelerate's default, 29500, may be taken by
-    another launch on the machine, which would join it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tiny_config(**overrides) -> SubCellConfig:
-    """A 2-layer, 64-wide SubCell on 64-px crops: same code paths as ViT-B/16, milliseconds per step."""
-    values = dict(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        image_size=64,
-        pool_hidden_size=32,
-        classifier_hidden_sizes=[32, 16],
-        num_classifiers=3,
-    )
-    values.update(overrides)
-    return SubCellConfig(**values)
+from tests.utils import free_port, reset_accelerate_state, tiny_config  # noqa: E402, F401  (also imported from here)
 
 
 @pytest.fixture
@@ -68,12 +44,6 @@ def tiny_converted(tiny_release_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("converted") / "all_channels-vit-prots-pool"
     convert_release(RELEASES["all_channels-vit-prots-pool"], tiny_release_dir, out)
     return out
-
-
-def reset_accelerate_state() -> None:
-    """Forget accelerate's process-wide singletons, so that the next `Accelerator` / `PartialState` starts afresh."""
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
 
 
 @pytest.fixture(autouse=True)

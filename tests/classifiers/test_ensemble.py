@@ -18,7 +18,7 @@ from subcell_hf.classifiers import (
     train_ensemble,
 )
 from subcell_hf.evaluation import localization_metrics
-from tests.conftest import tiny_config
+from tests.utils import tiny_config
 
 CLASSES = ["Nucleoli", "Cytosol", "Mitochondria", "Actin filaments", "Golgi apparatus", "Vesicles"]
 TRAINING = ClassifierTrainingConfig(batch_size=64, max_epochs=40, patience=8, validation_fraction=0.25)

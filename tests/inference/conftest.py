@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from subcell_hf.data.crops import CropOptions
 from subcell_hf.data.io import write_image
-from subcell_hf.inference.inputs import WRAPPER_CHANNEL_COLUMNS
+from tests.utils import write_crop_files, write_wrapper_csv  # noqa: F401  (also imported from here)
 
 CROP = 64  # the tiny converted model's image size
-
-
-def write_crop_files(folder: Path, name: str, rng: np.random.Generator, size: int = CROP, suffix: str = "png",
-                     dtype=np.uint16) -> dict[str, str]:
-    """One crop as one file per channel; returns channel -> file name (relative to `folder`)."""
-    top = np.iinfo(dtype).max
-    paths = {}
-    for channel in WRAPPER_CHANNEL_COLUMNS:
-        relative = f"crops/{name}_{channel}.{suffix}"
-        write_image(folder / relative, rng.integers(0, top, (size, size), dtype=dtype))
-        paths[channel] = relative
-    return paths
-
-
-def write_wrapper_csv(folder: Path, rows: list[dict[str, str]], header_comment: bool = False) -> Path:
-    """rows: channel -> path (or "" for blank) plus `output_prefix`; a `#` comment line is added after row 1."""
-    lines = ["r_image,y_image,b_image,g_image,output_prefix"]
-    for index, row in enumerate(rows):
-        lines.append(",".join(row.get(c, "") for c in WRAPPER_CHANNEL_COLUMNS) + f",{row['output_prefix']}")
-        if index == 0:
-            lines.append("# a comment line, skipped,,,")
-            lines.append("")
-    path = folder / "path_list.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture

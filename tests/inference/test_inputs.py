@@ -16,8 +16,9 @@ from subcell_hf.inference.inputs import (
     open_source,
 )
 from subcell_hf.models import HPA_CHANNELS
+from tests.utils import write_crop_files, write_wrapper_csv
 
-from .conftest import FIELD_OPTIONS, write_crop_files, write_wrapper_csv
+from .conftest import FIELD_OPTIONS
 
 
 def test_wrapper_csv_reads_rows_in_channel_order_and_skips_comments(wrapper_csv):

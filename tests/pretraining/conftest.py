@@ -5,25 +5,7 @@ from __future__ import annotations
 import pytest
 
 from subcell_hf.pretraining import SubCellPreTrainingConfig
-
-TINY_SIZES = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=128,
-    image_size=64,
-    pool_hidden_size=32,
-    decoder_hidden_size=32,
-    decoder_num_hidden_layers=1,
-    decoder_num_attention_heads=4,
-    decoder_intermediate_size=64,
-    projector_hidden_sizes=[64, 64],
-    projector_output_size=32,
-)
-
-
-def tiny_pretraining_config(family: str = "mae-cells-prots-pool", **overrides) -> SubCellPreTrainingConfig:
-    return SubCellPreTrainingConfig.for_family(family, **{**TINY_SIZES, **overrides})
+from tests.utils import tiny_pretraining_config  # noqa: F401  (also imported from here)
 
 
 @pytest.fixture

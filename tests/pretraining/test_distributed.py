@@ -65,7 +65,7 @@ def _projectors_on_gathered_views(rank: int) -> None:
     """Each process holds half of the global batch; the model gathers each view's embeddings and projects each
     view's global batch: losses and the projectors' BatchNorm running statistics equal one process's on all cells."""
     from subcell_hf.pretraining import SubCellForPreTraining
-    from tests.pretraining.conftest import tiny_pretraining_config
+    from tests.utils import tiny_pretraining_config
 
     config = tiny_pretraining_config(reconstruction_weight=0.0, pool_dropout=0.0)  # NT-Xent + SupCon, no masking
     generator = torch.Generator().manual_seed(0)

@@ -9,7 +9,7 @@ from transformers import AutoModel, AutoModelForPreTraining
 from subcell_hf import SubCellConfig, SubCellImageProcessor, SubCellModel
 from subcell_hf.pretraining import SubCellForPreTraining, SubCellPreTrainingConfig
 
-from .conftest import tiny_pretraining_config
+from tests.utils import tiny_pretraining_config
 
 
 def _batch(cells: int = 8, channels: int = 4):

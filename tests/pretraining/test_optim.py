@@ -14,7 +14,7 @@ from subcell_hf.pretraining.optim import (
     scaled_learning_rate,
 )
 
-from .conftest import tiny_pretraining_config
+from tests.utils import tiny_pretraining_config
 
 
 def test_weight_decay_only_on_weight_matrices():

@@ -1,5 +1,6 @@
 """The pretraining loop on the `tiny` preset and synthetic shards: one process in-process, preemption and
-resume, two DDP processes, DeepSpeed ZeRO-2 with two processes, and the non-finite-loss stop."""
+resume, two DDP processes, DeepSpeed ZeRO-2 with two processes, and the non-finite-loss stop. Only the multi-process
+runs are launched (`accelerate launch`); the rest runs in this process."""
 
 from __future__ import annotations
 
@@ -23,33 +24,23 @@ from subcell_hf.pretraining import SubCellForPreTraining
 from subcell_hf.pretraining.checkpoints import list_checkpoints
 from subcell_hf.pretraining.config import load_config
 from subcell_hf.pretraining.trainer import NonFiniteLossError, configure_deepspeed, train
-from tests.conftest import free_port, reset_accelerate_state
+from tests.utils import (
+    ROOT,
+    TINY_PRESET,
+    as_cli,
+    environment_without,
+    free_port,
+    load_recipe,
+    reset_accelerate_state,
+    tiny_run_overrides,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-TINY_PRESET = ROOT / "recipes" / "configs" / "tiny.yaml"
 ACCELERATE_CONFIGS = ROOT / "recipes" / "accelerate"
 TOTAL_STEPS = 10
 
 
 def run_overrides(output_dir: Path, shards: dict, **extra) -> dict:
-    values = {
-        "data.shards": str(shards["train"]),
-        "data.validation_shards": str(shards["validation"]),
-        "data.records_per_batch": 2,
-        "optim.max_steps": TOTAL_STEPS,
-        "optim.warmup_steps": 2,
-        "train.output_dir": str(output_dir),
-        "train.report_to": "none",
-        "train.log_every": 1,
-        "train.save_every": 4,
-        "eval.every": 0,
-    }
-    values.update(extra)
-    return values
-
-
-def as_cli(overrides: dict) -> list[str]:
-    return [f"--{key}={value}" for key, value in overrides.items()]
+    return tiny_run_overrides(output_dir, shards, **{"optim.max_steps": TOTAL_STEPS, **extra})
 
 
 def launch_command(accelerate_config: str, overrides: dict, *launch_options: str) -> list[str]:
@@ -114,20 +105,32 @@ def test_single_process_run_logs_checkpoints_validates_and_exports(reference_run
 
 @pytest.mark.slow
 def test_sigterm_saves_state_and_resume_reproduces_the_run(reference_run, synthetic_shards, tmp_path):
+    """`recipes/pretrain.py` gets a real SIGTERM once its first step is logged: exit code 143, state saved; the
+    resumed run then equals the uninterrupted one. In process (a subprocess start-up costs ~10-30 s here); a signal
+    that came after the run's own handler was gone would be ignored, not end the test session."""
+    import threading
+
     overrides = run_overrides(tmp_path, synthetic_shards)
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    deadline = time.monotonic() + 120
-    while not train_rows(tmp_path) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 143, output
+
+    def stop_after_the_first_step():
+        deadline = time.monotonic() + 120
+        while not train_rows(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stopper = threading.Thread(target=stop_after_the_first_step, daemon=True)
+    try:
+        stopper.start()
+        code = load_recipe("pretrain").main(["--config", "tiny", *as_cli(overrides)])
+        stopper.join(timeout=130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        reset_accelerate_state()
+    assert code == 143
     stopped = list_checkpoints(tmp_path)[-1]
     stopped_step = int(stopped.name.split("_")[1])
-    assert 1 <= stopped_step < TOTAL_STEPS, output
+    assert 1 <= stopped_step < TOTAL_STEPS
 
     result = train(load_config(TINY_PRESET, overrides), resume="auto")
     assert result.step == TOTAL_STEPS
@@ -221,7 +224,7 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     def command(**extra) -> list[str]:  # a fresh rendezvous port for each launch
         return launch_command("deepspeed_zero2.yaml", {**overrides, **extra}, "--num_processes", "2")
 
-    environment = {k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}  # it would drop DeepSpeed
+    environment = environment_without("ACCELERATE_USE_CPU")  # it would drop DeepSpeed
     first = subprocess.run(command(**{"train.stop_after_steps": 2}), cwd=ROOT, env=environment,
                            capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -242,11 +245,7 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
 def test_only_broken_shards_end_the_run_at_once_naming_them(tmp_path, capsys):
     """Issue: `recipes/pretrain.py --data.shards <only broken shards>` spun at 100 % CPU forever, deaf to SIGTERM.
     Run in-process (a subprocess costs ~10-30 s here) with an alarm so that a hang fails instead of blocking."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pretrain_recipe", ROOT / "recipes" / "pretrain.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = load_recipe("pretrain")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "shard-000000.tar").write_bytes(b"not a tar file" * 100)

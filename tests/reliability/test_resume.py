@@ -13,19 +13,11 @@ import torch
 from subcell_hf.pretraining.checkpoints import list_checkpoints
 from subcell_hf.pretraining.config import load_config
 from subcell_hf.pretraining.trainer import InvalidRunError, train
-from tests.conftest import reset_accelerate_state
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY_PRESET = ROOT / "recipes" / "configs" / "tiny.yaml"
+from tests.utils import TINY_PRESET, PicklePayload, reset_accelerate_state, tiny_run_overrides
 
 
 def overrides(output_dir: Path, shards: dict) -> dict:
-    return {
-        "data.shards": str(shards["train"]), "data.validation_shards": str(shards["validation"]),
-        "data.records_per_batch": 2, "optim.max_steps": 4, "optim.warmup_steps": 1,
-        "train.output_dir": str(output_dir), "train.report_to": "none", "train.log_every": 1,
-        "train.save_every": 2, "eval.every": 0,
-    }
+    return tiny_run_overrides(output_dir, shards, **{"optim.max_steps": 4, "optim.warmup_steps": 1, "train.save_every": 2})
 
 
 def run(output_dir: Path, shards: dict, resume: str | None = None):
@@ -49,22 +41,12 @@ def run_copy(finished_run, tmp_path) -> Path:
     return copy
 
 
-class _Payload:
-    """Pickles as a call that creates `marker`: whatever unpickles it without restriction runs that call."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_planted_pickle_payload_in_a_checkpoint_is_refused_not_run(run_copy, pretraining_shards, tmp_path):
     marker = tmp_path / "payload_ran"
     latest = list_checkpoints(run_copy)[-1]
     for planted in sorted(p for p in latest.iterdir() if p.suffix in (".pkl", ".bin")):  # every pickle-based file
         original = planted.read_bytes()
-        torch.save({"step": 4, "payload": _Payload(marker)}, planted)
+        torch.save({"step": 4, "payload": PicklePayload(marker)}, planted)
         with pytest.raises(InvalidRunError, match=planted.name) as error:
             run(run_copy, pretraining_shards, resume="auto")
         assert not marker.exists(), f"the payload planted in {planted.name} ran"

@@ -1,6 +1,8 @@
 """The full loop on synthetic data: a model pretrained with this toolkit ends up like the published ones.
 
-    python benchmarks/full_loop.py --output outputs/full_loop          # ~4 min on 2 CPU cores
+An integration check run by hand, not part of the pytest run (it launches the recipes as a user does: minutes):
+
+    python -m tests.integration.full_loop --output outputs/full_loop   # ~4 min on 2 CPU cores
 
 1. data: two synthetic HPA-like datasets (`subcell_hf.data.synthetic`, 20 antibodies over 10 patterns, 2 per pattern),
    one for training and one of held-out fields for testing, cropped to 64-px cells in WebDataset shards;
@@ -14,7 +16,8 @@
 7. load: `AutoModelForImageClassification.from_pretrained(repo_id)` offline, its probabilities and metrics checked
    against the evaluated folder.
 
-Writes `<output>/...` and the summary `benchmarks/results/full_loop.json` (+ `.md`). Exit code 1 when a check fails.
+Writes `<output>/...` and the summary `tests/integration/results/full_loop.json` (+ `.md`). Exit code 1 when a
+check fails.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).resolve().parent / "results"
 NAMESPACE = "synthetic-loop"
 #: The tiny preset trains the MAE-CellS-ProtS-Pool objectives on all four channels: named like that release.
 RELEASE_NAME = "all_channels-mae-cells-prots-pool"
@@ -42,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--results",
         type=Path,
-        default=ROOT / "benchmarks" / "results" / "full_loop.json",
+        default=RESULTS / "full_loop.json",
         help="summary JSON; a Markdown table is written next to it (default: %(default)s)",
     )
     parser.add_argument(
@@ -153,7 +157,7 @@ def write_card(model_dir: Path, repo_id: str, results: dict) -> Path:
     rows = "\n".join(f"| {m['name']} | {m['value']:.4f} |" for m in results["metrics"])
     text = (
         f"---\n{data.to_yaml()}\n---\n\n# {repo_id}\n\n"
-        f"A SubCell model made end to end with `subcell_hf` on synthetic images by `benchmarks/full_loop.py`: a "
+        f"A SubCell model made end to end with `subcell_hf` on synthetic images by `tests/integration/full_loop.py`: a "
         f"{config.num_hidden_layers}-layer, {config.hidden_size}-wide ViT encoder pretrained with the "
         f"MAE-CellS-ProtS-Pool objectives, and an ensemble of {config.num_classifiers} MLP classifiers over "
         f"{config.num_labels} classes ({', '.join(config.id2label.values())}). A test model, not for biology.\n\n"
@@ -370,7 +374,7 @@ def markdown(summary: dict) -> str:
     pretrained, baseline = summary["pretrained"]["test_metrics"], summary["random_init"]["test_metrics"]
     names = {f"{m['type']}/{m.get('config')}": m["name"] for m in summary["results_json"]["metrics"]}
     lines = [
-        "# Full loop on synthetic data (`benchmarks/full_loop.py`)",
+        "# Full loop on synthetic data (`python -m tests.integration.full_loop`)",
         "",
         f"Data: {summary['data']['train']['cells']} training cells, {summary['data']['test']['cells']} test cells "
         f"(held-out fields), 20 antibodies over 10 patterns. Pretraining: {summary['pretraining']['steps']} steps of "

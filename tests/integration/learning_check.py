@@ -1,4 +1,5 @@
-"""Learning check: does pretraining learn localization, and not the nuisance? Run by hand (~10-15 min on 2 cores).
+"""Learning check: does pretraining learn localization, and not the nuisance? An integration check run by hand
+(~10-15 min on 2 cores), not part of the pytest run.
 
 What it shows, and only that (docs/pretraining.md, "Learning check"):
 
@@ -17,10 +18,10 @@ What it shows, and only that (docs/pretraining.md, "Learning check"):
 4. Verdicts: learned = `all_three` beats `random_init` on pattern micro AP by >= 0.10 (mean over seeds); not
    mostly nuisance = the embedding's pattern kNN lift over chance exceeds its cell-line kNN lift over chance.
 
-Writes `benchmarks/results/learning_check/`: `learning_check.json|md`, `scores.png` (mean +- std over seeds,
+Writes `tests/integration/results/learning_check/`: `learning_check.json|md`, `scores.png` (mean +- std over seeds,
 chance marked) and `loss_curves.png`.
 
-    python benchmarks/learning_check.py [--work outputs/learning_check] [--steps 300] [--seeds 0 1 2]
+    python -m tests.integration.learning_check [--work outputs/learning_check] [--steps 300] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ from subcell_hf.pretraining.config import load_config  # noqa: E402
 from subcell_hf.pretraining.probe import antibody_split, embed_cells, fit_linear_probe  # noqa: E402
 from subcell_hf.pretraining.trainer import METRICS_FILENAME, train  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "learning_check"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = Path(__file__).resolve().parent / "results" / "learning_check"
 TINY = ROOT / "recipes" / "configs" / "tiny.yaml"
 REQUIRED_MARGIN = 0.10
 VARIANTS = {
@@ -251,7 +252,7 @@ def main() -> int:
         cells = [f"{mean[name][k]:.3f} +- {summary[name]['std'][k]:.3f}" for k in keys]
         lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
     (output / "learning_check.md").write_text(
-        "# Learning check (`benchmarks/learning_check.py`)\n\n"
+        "# Learning check (`python -m tests.integration.learning_check`)\n\n"
         f"Tiny preset (2-layer, 64-wide ViT, 64-px crops), {args.steps} steps of {args.records_per_batch} records "
         f"x 8 cells per run, seeds {args.seeds}, on "
         f"synthetic fields with cell-line and plate nuisance; every score on {report['heldout_cells']} cells of "
