@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..utils import distributed
 from .augment import TwoViewAugmentation
 from .shards import group_key, list_shards
 
@@ -422,9 +423,7 @@ class PretrainingLoader(DataLoader):
 
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) from `torch.distributed` when initialised, else from RANK/WORLD_SIZE, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return distributed.rank(), distributed.world_size()
 
 
 def build_pretraining_loader(

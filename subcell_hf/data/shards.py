@@ -54,6 +54,7 @@ from .crops import (
     read_field,
 )
 from ..utils.atomic_writes import atomic_write_text, check_replaceable, mark_output
+from ..utils.hashing import sha256_bytes
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
 SHARD_PATTERN = "shard-%06d.tar"
@@ -534,9 +535,8 @@ def _summarize(
 
 def _fingerprint(table: pd.DataFrame, options: dict) -> str:
     """Identifies a run's inputs: a resume must see the same manifest and options."""
-    digest = hashlib.sha256(table.to_csv(index=False).encode("utf-8"))
-    digest.update(json.dumps(options, sort_keys=True).encode("utf-8"))
-    return digest.hexdigest()[:16]
+    manifest = table.to_csv(index=False).encode("utf-8")
+    return sha256_bytes(manifest, json.dumps(options, sort_keys=True).encode("utf-8"))[:16]
 
 
 def _remove_outputs(output_dir: Path) -> None:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from ..utils.atomic_writes import atomic_path
+from ..utils.hashing import update_from_file
 
 
 def file_hashes(path: str | Path, chunk_size: int = 1 << 22) -> tuple[str, str]:
@@ -18,10 +19,7 @@ def file_hashes(path: str | Path, chunk_size: int = 1 << 22) -> tuple[str, str]:
     path = Path(path)
     sha256 = hashlib.sha256()
     git_sha1 = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            sha256.update(chunk)
-            git_sha1.update(chunk)
+    update_from_file(path, sha256, git_sha1, chunk_size=chunk_size)
     return sha256.hexdigest(), git_sha1.hexdigest()
 
 

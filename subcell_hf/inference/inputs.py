@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..data.io import ImageReadError, read_image
+from ..utils.hashing import sha256_file
 from ..options import INPUT_KINDS
 
 #: The original wrapper's column for each channel: r = microtubules, y = ER, b = DNA (nucleus), g = protein.
@@ -104,14 +105,6 @@ class CellSource:
                 except OSError:
                     digest.update(f"{path}\0missing\n".encode())
         return digest.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ wrapper CSV
@@ -211,7 +204,7 @@ class WrapperCsvSource(CellSource):
         return 1
 
     def fingerprint(self) -> str:
-        return _sha256_file(self.path)
+        return sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": len(self), "path": str(self.path)}
@@ -309,7 +302,7 @@ class FieldSource(CellSource):
         return [str(row[column]) for column in [*self.channel_names, MASK_COLUMN] if column in row and row[column]]
 
     def fingerprint(self) -> str:
-        return _sha256_file(self.path)
+        return sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from huggingface_hub import ModelCard, hf_hub_download, scan_cache_dir
 
-from subcell_hf.hub.convert import sha256_of
+from subcell_hf.utils.hashing import sha256_file
 from subcell_hf.hub.publish import (
     RELEASE_FILES,
     PreparedRelease,
@@ -40,7 +40,7 @@ def test_release_card_records_the_converted_source_hashes(prepared_all, tiny_rel
     prepared = prepared_all[0]
     card = ModelCard.load(prepared.folder / "README.md")
     encoder_path, _ = prepared.release.source_paths(tiny_release_dir)
-    assert f"| `{encoder_path.name}` | `{sha256_of(encoder_path)}` |" in card.text
+    assert f"| `{encoder_path.name}` | `{sha256_file(encoder_path)}` |" in card.text
     assert "recorded at conversion" not in card.text
     assert card.data.to_dict()["library_name"] == "transformers"
 
@@ -51,7 +51,7 @@ def test_release_file_hashes_match_what_the_hub_uses(prepared_all):
     content = config.local_path.read_bytes()
     assert config.git_sha1 == hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
     assert config.etag == config.git_sha1 and not config.is_lfs
-    assert weights.is_lfs and weights.etag == weights.sha256 == sha256_of(weights.local_path)
+    assert weights.is_lfs and weights.etag == weights.sha256 == sha256_file(weights.local_path)
 
 
 def test_conversion_failures_refuse_only_the_broken_variants(broken_release_dir, tmp_path):
@@ -130,7 +130,7 @@ def test_fill_cache_builds_the_hub_cache_layout_and_is_idempotent(prepared_all, 
     assert {f.file_name for f in revision.files} == RELEASE_FILES
     path = hf_hub_download("subcell/all_channels-vit-prots-pool", "model.safetensors", cache_dir=tmp_path,
                            local_files_only=True)
-    assert sha256_of(path) == next(f.sha256 for f in prepared.files if f.path_in_repo == "model.safetensors")
+    assert sha256_file(path) == next(f.sha256 for f in prepared.files if f.path_in_repo == "model.safetensors")
 
 
 def test_fill_cache_with_new_files_moves_main_to_a_new_snapshot(prepared_all, tmp_path):
