@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
+from .channels import check_channels
 from .crops import (
     DEFAULT_CROP_SIZE,
     DEFAULT_MASK_DILATION,
@@ -446,11 +447,9 @@ def _check_options(channel_names, crop_size, output_size, parts_per_antibody, re
         raise ValueError(f"mask_dilation must be >= 0 pixels, found {mask_dilation}")
     if output_size > crop_size:
         raise ValueError(f"output_size ({output_size}) must not exceed crop_size ({crop_size})")
-    if not channel_names or list(channel_names) != [c for c in HPA_CHANNELS if c in channel_names]:
-        raise ValueError(
-            f"channel_names must be distinct HPA channels in the order {list(HPA_CHANNELS)}, "
-            f"found {list(channel_names)}"
-        )
+    in_hpa_order = [c for c in HPA_CHANNELS if c in channel_names]
+    check_channels(channel_names, in_hpa_order, "channel_names", exact=True,
+                   hint=f"give distinct HPA channels in the order {list(HPA_CHANNELS)}")
 
 
 def antibody_mults(table: pd.DataFrame, source: str = "manifest") -> dict[str, int]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.channels import ChannelMismatchError, check_channels
 from ..data.io import ImageReadError, read_image
 from ..utils.hashing import sha256_file
 from ..options import INPUT_KINDS
@@ -296,10 +297,11 @@ class FieldSource(CellSource):
         return len(self.table)
 
     def item_files(self, index: int) -> list[str]:
-        from ..data.manifest import MASK_COLUMN
+        from ..data.manifest import IMAGE_COLUMN, MASK_COLUMN
 
         row = self.table.iloc[index]
-        return [str(row[column]) for column in [*self.channel_names, MASK_COLUMN] if column in row and row[column]]
+        columns = [*self.channel_names, IMAGE_COLUMN, MASK_COLUMN]
+        return [str(row[column]) for column in columns if column in row and row[column]]
 
     def fingerprint(self) -> str:
         return sha256_file(self.path)
@@ -313,7 +315,7 @@ class FieldSource(CellSource):
 
     def iter_cells(self, index: int) -> Iterator[Cell | InputFailure]:
         from ..data.crops import FieldError, crop_cell, find_cells, read_field
-        from ..data.manifest import MASK_COLUMN
+        from ..data.manifest import CHANNEL_MAP_COLUMN, IMAGE_COLUMN, MASK_COLUMN
 
         row = self.table.iloc[index]
         image_id = str(row["image_id"])
@@ -331,7 +333,7 @@ class FieldSource(CellSource):
                 f"min_area={self.min_area}",
             )
             return
-        path_columns = set(self.channel_names) | set(WRAPPER_CHANNEL_COLUMNS) | {MASK_COLUMN}
+        path_columns = {*self.channel_names, *WRAPPER_CHANNEL_COLUMNS, MASK_COLUMN, IMAGE_COLUMN, CHANNEL_MAP_COLUMN}
         field_metadata = {k: _plain(v) for k, v in row.items() if k not in path_columns}
         for box in selection.cells:
             crop = crop_cell(channels, mask, box, self.crop_size, self.output_size)
@@ -425,14 +427,12 @@ class ShardSource(CellSource):
     def _record_cells(self, index: int, name: str, record: dict) -> Iterator[Cell | InputFailure]:
         where = f"{name} record {record.get('key')}"
         channels = list(record.get("channels") or self.channel_names)
-        missing = [c for c in self.channel_names if c not in channels]
-        if missing:
-            yield InputFailure(
-                index, f"{name}:{record.get('key')}", where,
-                f"the model reads channels {self.channel_names}, the shard holds {channels} (missing {missing})",
-            )
+        try:
+            order = check_channels(channels, self.channel_names, where, hint="the model reads the expected ones")
+        except ChannelMismatchError as error:
+            yield InputFailure(index, f"{name}:{record.get('key')}", where, str(error))
             return
-        cells = np.asarray(record["cells"])[:, [channels.index(c) for c in self.channel_names]]
+        cells = np.asarray(record["cells"])[:, order]
         if self.mask_cells:
             cells = cells * np.asarray(record["masks"])[:, None].astype(cells.dtype)
         shared = {k: _plain(record.get(k, "")) for k in ("antibody", "gene")}
