@@ -47,6 +47,7 @@ class Cell:
     pixels: np.ndarray  # (C, H, W) in the model's channel order, the file's dtype
     source: str  # where it came from, as in `InputFailure.source`
     metadata: dict[str, Any] = field(default_factory=dict)  # plain str/int/float/bool values
+    mask: np.ndarray | None = None  # (H, W) bool, the cell's own mask in the crop where known (fields, shards)
 
 
 @dataclass
@@ -348,6 +349,7 @@ class FieldSource(CellSource):
                     "bbox_bottom": bottom, "bbox_right": right, "centroid_row": float(crop.centroid[0]),
                     "centroid_col": float(crop.centroid[1]), "area": int(box.area),
                 },
+                crop.mask,
             )
 
 
@@ -436,9 +438,10 @@ class ShardSource(CellSource):
         if self.mask_cells:
             cells = cells * np.asarray(record["masks"])[:, None].astype(cells.dtype)
         shared = {k: _plain(record.get(k, "")) for k in ("antibody", "gene")}
-        for pixels, meta in zip(cells, record["metadata"]):
+        masks = np.asarray(record["masks"]) > 0 if record.get("masks") is not None else [None] * len(cells)
+        for pixels, meta, mask in zip(cells, record["metadata"], masks):
             metadata = {**shared, **_flat_cell_metadata(meta), "shard": name, "record": str(record.get("key"))}
-            yield Cell(cell_id_for(str(meta["image_id"]), int(meta["cell_id"])), pixels, where, metadata)
+            yield Cell(cell_id_for(str(meta["image_id"]), int(meta["cell_id"])), pixels, where, metadata, mask)
 
 
 def _flat_cell_metadata(meta: dict[str, Any]) -> dict[str, Any]:
