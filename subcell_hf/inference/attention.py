@@ -29,8 +29,9 @@ ATTENTION_SUFFIX = "_attention_map.png"
 DEFAULT_COLORMAP = "inferno"
 #: Smallest panel side in pixels: crops are enlarged by a whole factor (nearest neighbour) up to at least this.
 MIN_PANEL = 256
-#: The cell outline: cyan, a colour neither the attention colour map nor the grey protein takes.
-OUTLINE_COLOR = (0, 255, 255)
+#: The cell outline: pure white, which the attention overlays never take (the colour map's top is pale yellow) and
+#: the composite only where every channel is at its brightest.
+OUTLINE_COLOR = (255, 255, 255)
 #: The composite's colour of each channel (RGB in 0..1).
 CHANNEL_COLORS: dict[str, tuple[float, float, float]] = {
     "microtubules": (1.0, 0.0, 0.0),
@@ -155,7 +156,7 @@ def attention_picture(
     text, small = _font(14), _font(12)
     header = title or "cell"
     if mask is not None:
-        header += "  (cyan: the cell's outline)"
+        header += "  (white line: the cell's outline)"
     draw.text((_MARGIN, 5), header, fill="black", font=text)
     names = ["channels"] + [f"pooler head {k} attention" for k in range(1, len(panels))]
     for index, (panel, name) in enumerate(zip(panels, names)):

@@ -147,7 +147,9 @@ def attention_grid_figure(adata_or_path: Any, num_cells: int = 12, columns: int 
     if not chosen:
         raise ValueError("no cell has an attention map")
     rows = -(-len(chosen) // columns)
-    figure = Figure(figsize=(6.4 * columns, 2.8 * rows + 0.5), dpi=120)
+    figure = Figure(figsize=(6.4 * columns, 2.6 * rows + 0.75), dpi=120)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / (2.6 * rows + 0.75), wspace=0.04,
+                           hspace=0.15)
     for position, cell_id in enumerate(chosen):
         axes = figure.add_subplot(rows, columns, position + 1)
         with Image.open(root / str(obs.loc[cell_id, "attention_map"])) as picture:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from subcell_hf.inference import attention as layout
 from subcell_hf.inference.attention import OUTLINE_COLOR, attention_panels, attention_picture, save_attention_png
 from subcell_hf.inference.chunks import ChunkResult, ChunkStore, plan_chunks
 from subcell_hf.inference.outputs import build_table, cell_file_path, summary_frame, top_k_table
@@ -104,9 +105,13 @@ def test_attention_picture_is_readable_and_outlines_the_cell(tmp_path):
         width, height = picture.size
         rgb = np.asarray(picture.convert("RGB"))
     assert width >= 3 * 256 > 512 and height >= 256
-    assert (rgb == OUTLINE_COLOR).all(axis=-1).sum() == 3 * (composite == OUTLINE_COLOR).all(axis=-1).sum()
+    top = layout._HEADER + layout._TITLE  # the panels sit in one row under the header and their titles
+    for index, panel in enumerate((composite, head0, head1)):
+        left = layout._MARGIN + index * (256 + layout._MARGIN)
+        np.testing.assert_array_equal(rgb[top : top + 256, left : left + 256], panel)  # outline included
     without = attention_picture(pixels, attention, ["dna", "protein"])
-    assert without.shape == rgb.shape and not (without == OUTLINE_COLOR).all(axis=-1).any()
+    assert without.shape == rgb.shape
+    assert not (without[top : top + 256, layout._MARGIN : 256] == OUTLINE_COLOR).all(axis=-1).any()
     with pytest.raises(ValueError, match="heads, h, w"):
         attention_panels(pixels, attention[0], ["dna", "protein"])
 
