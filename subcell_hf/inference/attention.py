@@ -16,6 +16,7 @@ can save one picture per cell).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -123,6 +124,7 @@ def attention_panels(
     return panels
 
 
+@functools.lru_cache(maxsize=None)
 def _font(size: int):
     from PIL import ImageFont
 
