@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .data.channels import ChannelMismatchError, channel_mismatch_message
 from .models.configuration_subcell import HPA_CHANNELS
 
 DEFAULT_NAMESPACE = "subcell"
@@ -129,7 +130,6 @@ def variant_for_channels(channels: list[str] | tuple[str, ...]) -> ChannelVarian
     for variant in CHANNEL_VARIANTS.values():
         if tuple(channels) == variant.channels:
             return variant
-    raise ValueError(
-        f"no SubCell variant has channels {list(channels)}; "
-        f"expected one of {[list(v.channels) for v in CHANNEL_VARIANTS.values()]}"
-    )
+    raise ChannelMismatchError(channel_mismatch_message(
+        "SubCell channel variant", f"one of {[list(v.channels) for v in CHANNEL_VARIANTS.values()]}", list(channels)
+    ))

@@ -78,7 +78,7 @@ def test_explicit_channel_map_and_clear_errors(tiny_converted, cell_files, tmp_p
     unnamed = tmp_path / "other_names.ome.tif"
     tifffile.imwrite(unnamed, cell[[3, 2, 1, 0]], photometric="minisblack", metadata={"axes": "CYX", "Channel": {"Name": ["c0", "c1", "c2", "c3"]}})
     classify = pipeline("image-classification", model=str(tiny_converted), top_k=2)
-    with pytest.raises(ValueError, match=r"other_names.ome.tif: cannot find the model channel 'microtubules'.*channel_map"):
+    with pytest.raises(ValueError, match=r"other_names.ome.tif: expected channels .* found \['c0', 'c1', 'c2', 'c3'\] \(missing \['microtubules'.*channel_map"):
         classify(str(unnamed))
     mapped = classify(str(unnamed), channel_map={"microtubules": 3, "er": "c2", "dna": 1, "protein": "c0"})
     assert mapped == classify(cell)

@@ -58,10 +58,7 @@ def load_encoder(name_or_path: str | os.PathLike, revision: str | None = None):
     """An `EmbeddingModel` holding only the encoder of any SubCell folder or Hub repo (its heads, if any, dropped)."""
     from ..inference import EmbeddingModel
 
-    loaded = EmbeddingModel.from_pretrained(str(name_or_path), revision)
-    if not loaded.has_classifiers:
-        return loaded
-    return EmbeddingModel(loaded.model.subcell, loaded.processor, loaded.name, loaded.revision, loaded.commit)
+    return EmbeddingModel.from_pretrained(str(name_or_path), revision, classifiers=False)
 
 
 def train_localization_model(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import ImageReadError, read_image
+from .io import ImageReadError, read_channels, read_image
 
 DEFAULT_CROP_SIZE = 896
 DEFAULT_OUTPUT_SIZE = 448
@@ -273,13 +273,47 @@ def read_field(
     """Read one manifest row: the channels stacked (C, H, W) in `channel_names` order (default: the four HPA
     channels) and the label mask (H, W).
 
-    Relative paths are resolved against `root` (default: the working directory; `read_manifest` already makes
-    them absolute). Raises `FieldError` naming the file with the expected and found values.
+    The channels come from the row's multi-channel `image` file when it names one (matched by name, or by the
+    row's `channel_map`), else from one file per channel. Relative paths are resolved against `root` (default:
+    the working directory; `read_manifest` already makes them absolute). Raises `FieldError` naming the file
+    with the expected and found values.
     """
     from ..models.configuration_subcell import HPA_CHANNELS  # here: importing the crop options stays light
-    from .manifest import MASK_COLUMN
+    from .manifest import IMAGE_COLUMN, MASK_COLUMN
 
     channel_names = HPA_CHANNELS if channel_names is None else channel_names
+    image = row.get(IMAGE_COLUMN)  # a dict or a pandas row
+    if image is not None and str(image) not in ("", "nan"):
+        channels = _read_multichannel_field(row, channel_names, root)
+    else:
+        channels = _read_channel_files(row, channel_names, root)
+    mask_path = _row_path(row, MASK_COLUMN, root)
+    mask = _read(mask_path, MASK_COLUMN)
+    expected = channels.shape[1:]
+    if mask.shape != expected:
+        raise FieldError(f"mask ({mask_path}): expected shape {expected} (the channels' size), found {mask.shape}")
+    try:
+        mask = _check_mask(mask)
+    except ValueError as error:
+        raise FieldError(f"mask ({mask_path}): {error}") from error
+    return channels, mask
+
+
+def _read_multichannel_field(row, channel_names: Sequence[str], root: str | os.PathLike | None) -> np.ndarray:
+    from .manifest import CHANNEL_MAP_COLUMN, IMAGE_COLUMN, parse_channel_map
+
+    path = _row_path(row, IMAGE_COLUMN, root)
+    try:
+        channel_map = parse_channel_map(row.get(CHANNEL_MAP_COLUMN))
+        channels = read_channels(path, channel_names, channel_map or None)
+    except (ImageReadError, ValueError) as error:
+        raise FieldError(f"{IMAGE_COLUMN}: {error}") from error
+    if channels.dtype == bool or channels.dtype.kind not in "uif":
+        raise FieldError(f"{IMAGE_COLUMN} ({path}): expected integer or float pixels, found dtype {channels.dtype}")
+    return channels
+
+
+def _read_channel_files(row, channel_names: Sequence[str], root: str | os.PathLike | None) -> np.ndarray:
     planes = []
     for name in channel_names:
         path = _row_path(row, name, root)
@@ -297,16 +331,7 @@ def read_field(
                 f"({planes[0][1].dtype}); all channels of a field must have the same bit depth"
             )
         planes.append((name, plane))
-    mask_path = _row_path(row, MASK_COLUMN, root)
-    mask = _read(mask_path, MASK_COLUMN)
-    expected = planes[0][1].shape
-    if mask.shape != expected:
-        raise FieldError(f"mask ({mask_path}): expected shape {expected} (the channels' size), found {mask.shape}")
-    try:
-        mask = _check_mask(mask)
-    except ValueError as error:
-        raise FieldError(f"mask ({mask_path}): {error}") from error
-    return np.stack([plane for _, plane in planes]), mask
+    return np.stack([plane for _, plane in planes])
 
 
 def _row_path(row: Mapping[str, object], column: str, root: str | os.PathLike | None) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..utils.atomic_writes import atomic_path
+from .channels import channel_mismatch_message
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -144,7 +145,10 @@ def match_channels(
     against `CHANNEL_ALIASES`; a file without channel names must have exactly the model's channels, in its order.
     """
     names = [None if n is None else str(n).strip().lower() for n in file_channels]
+    if not channel_map and not any(names) and len(names) == len(model_channels):
+        return list(range(len(model_channels)))  # unnamed channels, as many as the model's: in order
     indices: list[int] = []
+    unmatched: dict[str, tuple[str, ...]] = {}
     for channel in model_channels:
         wanted = (channel_map or {}).get(channel)
         if isinstance(wanted, (int, np.integer)):
@@ -155,13 +159,17 @@ def match_channels(
         candidates = (str(wanted).lower(),) if wanted is not None else CHANNEL_ALIASES.get(channel, (channel,))
         found = [i for i, name in enumerate(names) if name in candidates]
         if len(found) != 1:
-            if wanted is None and not any(names) and len(names) == len(model_channels):
-                return list(range(len(model_channels)))  # unnamed channels, as many as the model's: in order
-            raise ImageReadError(
-                f"{where}: cannot find the model channel {channel!r} among the file's channels {file_channels} "
-                f"(expected one named {' / '.join(candidates)}); pass channel_map={{{channel!r}: <name or index>}}"
-            )
+            unmatched[channel] = candidates
+            continue
         indices.append(found[0])
+    if unmatched:
+        named = "; ".join(f"{channel!r} (a file channel named {' / '.join(aliases)})"
+                          for channel, aliases in unmatched.items())
+        example = ", ".join(f"{channel!r}: <name or index>" for channel in unmatched)
+        raise ImageReadError(channel_mismatch_message(
+            where, list(model_channels), list(file_channels), missing=list(unmatched),
+            hint=f"cannot match {named}; pass channel_map={{{example}}}",
+        ))
     return indices
 
 

@@ -42,7 +42,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..utils import distributed
 from .augment import TwoViewAugmentation
+from .channels import check_channels
 from .shards import group_key, list_shards
 
 logger = logging.getLogger(__name__)
@@ -93,12 +95,7 @@ def select_channels(record: dict, channel_names: Sequence[str] | None) -> dict:
     """Keep `channel_names` (in that order) of a record whose shards hold more channels."""
     if channel_names is None or list(channel_names) == list(record["channels"]):
         return record
-    missing = [name for name in channel_names if name not in record["channels"]]
-    if missing:
-        raise ValueError(
-            f"record {record.get('key')}: channels {missing} requested, the shards hold {record['channels']}"
-        )
-    order = [record["channels"].index(name) for name in channel_names]
+    order = check_channels(record["channels"], channel_names, f"shard record {record.get('key')}")
     return {**record, "cells": record["cells"][:, order], "channels": list(channel_names)}
 
 
@@ -422,9 +419,7 @@ class PretrainingLoader(DataLoader):
 
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size) from `torch.distributed` when initialised, else from RANK/WORLD_SIZE, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    return distributed.rank(), distributed.world_size()
 
 
 def build_pretraining_loader(

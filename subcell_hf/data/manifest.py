@@ -5,6 +5,8 @@ A manifest is a CSV or Parquet table with one row per field of view:
 | column | meaning |
 |---|---|
 | `microtubules`, `er`, `dna`, `protein` | path of each channel's image (only the channels you shard are needed) |
+| `image` | instead of the channel columns: one multi-channel file per field (OME-TIFF, OME-Zarr, multi-page TIFF) |
+| `channel_map` | optional, with `image`: which file channel holds each model channel, e.g. `dna=Hoechst;protein=2` |
 | `mask` | path of the integer cell-label image (0 = background, k = cell k) |
 | `image_id` | unique name of the field of view |
 | `antibody` | the antibody: all cells stained with one antibody form one pretraining record |
@@ -12,6 +14,10 @@ A manifest is a CSV or Parquet table with one row per field of view:
 | `locations` | optional `;`-separated localization names from `PRETRAINING_CLASSES` (case-insensitive) |
 
 Relative paths are resolved against the manifest's folder. Extra columns (e.g. the synthetic `pattern`) are kept.
+A row with an `image` path reads its channels from that file (`subcell_hf.data.io.read_channels`): by the channel
+names in its metadata (`DAPI`, `Tubulin`, `GFP`... see `CHANNEL_ALIASES`), by `channel_map` where given (file
+channel name or 0-based index), or in the model's order when the file names none; a row without one reads the
+channel columns.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
+from .channels import check_channels
 
 MASK_COLUMN = "mask"
+IMAGE_COLUMN = "image"
+CHANNEL_MAP_COLUMN = "channel_map"
 REQUIRED_COLUMNS: tuple[str, ...] = (MASK_COLUMN, "image_id", "antibody")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("gene", "cell_line", "plate", "well", "locations")
 LOCATION_SEPARATOR = ";"
@@ -51,7 +60,13 @@ def read_manifest(path: str | os.PathLike, channel_names: Sequence[str] = HPA_CH
         table = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", dtype=str, keep_default_na=False)
     else:
         raise ManifestError(f"{path}: expected a .csv, .tsv or .parquet manifest, found {path.suffix!r}")
-    expected = list(channel_names) + list(REQUIRED_COLUMNS)
+    if IMAGE_COLUMN not in table.columns:  # one file per channel: a column per channel
+        check_channels(
+            [column for column in table.columns if column in HPA_CHANNELS or column in channel_names],
+            channel_names, f"{path} (channel columns)", error=ManifestError,
+            hint=f"give a path column per channel, or an {IMAGE_COLUMN!r} column (one multi-channel file per field)",
+        )
+    expected = list(REQUIRED_COLUMNS)
     missing = [column for column in expected if column not in table.columns]
     if missing:
         raise ManifestError(
@@ -68,8 +83,16 @@ def read_manifest(path: str | os.PathLike, channel_names: Sequence[str] = HPA_CH
     for column in ("image_id", "antibody") + OPTIONAL_COLUMNS:
         table[column] = table[column].fillna("").astype(str)
     root = path.resolve().parent
-    for column in list(channel_names) + [MASK_COLUMN]:
-        table[column] = [_resolve(value, root) for value in table[column]]
+    for column in [*channel_names, IMAGE_COLUMN, MASK_COLUMN]:
+        if column in table.columns:
+            table[column] = [_resolve(value, root) for value in table[column]]
+    if CHANNEL_MAP_COLUMN in table.columns:
+        table[CHANNEL_MAP_COLUMN] = table[CHANNEL_MAP_COLUMN].fillna("").astype(str)
+        for image_id, text in zip(table["image_id"], table[CHANNEL_MAP_COLUMN]):
+            try:
+                parse_channel_map(text)
+            except ValueError as error:
+                raise ManifestError(f"{path} (image_id {image_id}): {CHANNEL_MAP_COLUMN}: {error}") from None
     return table.reset_index(drop=True)
 
 
@@ -97,6 +120,24 @@ def parse_locations(text: str | None) -> list[str]:
     return names
 
 
+def parse_channel_map(text: str | None) -> dict[str, str | int]:
+    """`"dna=Hoechst;protein=2"` -> `{"dna": "Hoechst", "protein": 2}`: model channel -> file channel name or
+    0-based index ({} for a blank cell)."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return {}
+    mapping: dict[str, str | int] = {}
+    for part in str(text).split(LOCATION_SEPARATOR):
+        if not part.strip():
+            continue
+        channel, separator, value = (piece.strip() for piece in part.partition("="))
+        if not separator or not channel or not value:
+            raise ValueError(f"expected model_channel=file_channel pairs separated by ';', found {part.strip()!r}")
+        if channel not in HPA_CHANNELS:
+            raise ValueError(f"{channel!r} is not a SubCell channel; expected any of {list(HPA_CHANNELS)}")
+        mapping[channel] = int(value) if value.isdigit() else value
+    return mapping
+
+
 def multi_hot(names: Iterable[str], classes: Sequence[str]) -> list[int]:
     """0/1 vector over `classes`; names outside `classes` are ignored (e.g. "Rods & Rings" in the 31 classes)."""
     present = set(names)
@@ -110,6 +151,8 @@ def antibody_id(antibody: str) -> int:
 
 
 __all__ = [
+    "CHANNEL_MAP_COLUMN",
+    "IMAGE_COLUMN",
     "LOCATION_SEPARATOR",
     "MASK_COLUMN",
     "OPTIONAL_COLUMNS",
@@ -117,6 +160,7 @@ __all__ = [
     "ManifestError",
     "antibody_id",
     "multi_hot",
+    "parse_channel_map",
     "parse_locations",
     "read_manifest",
 ]

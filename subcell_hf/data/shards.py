@@ -43,8 +43,10 @@ import numpy as np
 import pandas as pd
 
 from ..models.configuration_subcell import HPA_CHANNELS, LOCALIZATION_CLASSES, PRETRAINING_CLASSES
+from .channels import check_channels
 from .crops import CellCrop, CropOptions, crop_cell, find_cells, read_field
 from ..utils.atomic_writes import atomic_write_text, check_replaceable, mark_output
+from ..utils.hashing import sha256_bytes
 from .manifest import antibody_id, multi_hot, parse_locations, read_manifest
 
 SHARD_PATTERN = "shard-%06d.tar"
@@ -412,11 +414,9 @@ def _check_options(channel_names, crop, parts_per_antibody, records_per_shard):
             f"parts_per_antibody and records_per_shard must be >= 1, found {parts_per_antibody}, "
             f"{records_per_shard}"
         )
-    if not channel_names or list(channel_names) != [c for c in HPA_CHANNELS if c in channel_names]:
-        raise ValueError(
-            f"channel_names must be distinct HPA channels in the order {list(HPA_CHANNELS)}, "
-            f"found {list(channel_names)}"
-        )
+    in_hpa_order = [c for c in HPA_CHANNELS if c in channel_names]
+    check_channels(list(channel_names or ()), in_hpa_order or list(HPA_CHANNELS), "channel_names", exact=True,
+                   hint=f"give distinct HPA channels in the order {list(HPA_CHANNELS)}")
 
 
 def antibody_mults(table: pd.DataFrame, source: str = "manifest") -> dict[str, int]:
@@ -501,9 +501,8 @@ def _summarize(
 
 def _fingerprint(table: pd.DataFrame, options: dict) -> str:
     """Identifies a run's inputs: a resume must see the same manifest and options."""
-    digest = hashlib.sha256(table.to_csv(index=False).encode("utf-8"))
-    digest.update(json.dumps(options, sort_keys=True).encode("utf-8"))
-    return digest.hexdigest()[:16]
+    manifest = table.to_csv(index=False).encode("utf-8")
+    return sha256_bytes(manifest, json.dumps(options, sort_keys=True).encode("utf-8"))[:16]
 
 
 def _remove_outputs(output_dir: Path) -> None:

@@ -7,7 +7,6 @@ missing or unexpected key and every wrong shape. Tensors are copied bit for bit;
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ import transformers
 
 from .. import __version__
 from ..utils.atomic_writes import atomic_directory, check_output_folder
+from ..utils.hashing import sha256_file
 from ..models import SubCellConfig, SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel
 from ..models.modeling_subcell import sincos_position_embeddings
 from ..variants import MODEL_FAMILIES, Release
@@ -30,14 +30,6 @@ TRAINING_ONLY_KEY = re.compile(r"^(target_encoder|decoder|mask_token|[A-Za-z_]*p
 
 class CheckpointMismatchError(ValueError):
     """An original checkpoint does not have the expected keys or shapes."""
-
-
-def sha256_of(path: str | Path, chunk_size: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_original_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -310,7 +302,7 @@ def convert_checkpoint(
         if not path.is_file():
             raise FileNotFoundError(f"{path}: original checkpoint file not found")
         report.sources[path.name if path == Path(encoder_path) else f"{path.parent.name}/{path.name}"] = {
-            "sha256": sha256_of(path),
+            "sha256": sha256_file(path),
             "bytes": path.stat().st_size,
         }
 

@@ -29,7 +29,8 @@ from .. import __version__
 from ..utils.atomic_writes import OUTPUT_MARKER, atomic_write_text
 from ..variants import DEFAULT_NAMESPACE, NUM_RELEASED_CLASSIFIERS, RELEASES, Release
 from .cards import SOURCES_DIRNAME, release_inputs, render_card
-from .convert import SIDECAR_NAME, CheckpointMismatchError, convert_release, sha256_of
+from ..utils.hashing import sha256_file
+from .convert import SIDECAR_NAME, CheckpointMismatchError, convert_release
 
 CARD_FILE = "README.md"
 WEIGHTS_FILE = "model.safetensors"
@@ -58,7 +59,7 @@ class ReleaseFile:
 
     @classmethod
     def from_path(cls, folder: Path, path: Path) -> "ReleaseFile":
-        return cls(path.relative_to(folder).as_posix(), path, path.stat().st_size, sha256_of(path))
+        return cls(path.relative_to(folder).as_posix(), path, path.stat().st_size, sha256_file(path))
 
 
 @dataclass(frozen=True)

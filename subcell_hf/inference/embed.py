@@ -33,7 +33,8 @@ from .. import __version__
 from ..utils.atomic_writes import exclusive_output, remove_stale_partials
 from ..utils.processes import process_state
 from ..options import PRECISION_NAMES
-from ..model_loading import hub_error_message, load_checked, weights_hold_classifiers
+from ..data.channels import check_channels
+from ..model_loading import load_subcell
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor, SubCellModel, min_max_normalize
 from .attention import ATTENTION_SUFFIX, save_attention_png
 from .chunks import Chunk, ChunkResult, ChunkStore, plan_chunks, settings_mismatch
@@ -85,40 +86,18 @@ class EmbeddingModel:
     commit: str | None = None
 
     def __post_init__(self):
-        if list(self.processor.channel_names) != list(self.model.config.channel_names):
-            raise ValueError(
-                f"{self.name}: processor channels {self.processor.channel_names} do not match model channels "
-                f"{self.model.config.channel_names}"
-            )
+        check_channels(self.processor.channel_names, self.model.config.channel_names, f"{self.name}: image processor",
+                       exact=True, hint="the image processor must read the model's channels")
         self.model.eval()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, revision: str | None = None) -> "EmbeddingModel":
-        """Load any SubCell folder or Hub repo: a localization model if its weights hold the classifier ensemble,
-        else the encoder alone (so an encoder-only folder never gets randomly initialised classifiers)."""
-        from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification
-
-        kwargs = {"revision": revision} if revision else {}
-        looks_local = str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") > 1
-        if looks_local and not Path(name_or_path).expanduser().is_dir():
-            raise ValueError(f"{name_or_path}: model folder not found (expected a save_pretrained folder or a Hub id)")
-        try:
-            config = AutoConfig.from_pretrained(name_or_path, **kwargs)
-        except OSError as error:
-            raise OSError(hub_error_message(name_or_path, error)) from None
-        if getattr(config, "model_type", None) != "subcell":
-            raise ValueError(f"{name_or_path}: not a SubCell model (model_type {config.model_type!r})")
-        with_classifiers = "SubCellForProteinLocalization" in (config.architectures or []) and config.num_classifiers
-        if with_classifiers and weights_hold_classifiers(name_or_path, revision) is False:
-            logger.warning("%s: config.json names %d classifiers but the weights hold none: embedding with the "
-                           "encoder alone, no localization probabilities", name_or_path, config.num_classifiers)
-            with_classifiers = False
-        auto = AutoModelForImageClassification if with_classifiers else AutoModel
-        model = load_checked(auto, name_or_path, **kwargs)  # a missing or extra tensor is an error, never random
-        try:
-            processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
-        except OSError:  # a folder without preprocessor_config.json
-            processor = SubCellImageProcessor.from_config(model.config)
+    def from_pretrained(
+        cls, name_or_path: str, revision: str | None = None, classifiers: bool | None = None
+    ) -> "EmbeddingModel":
+        """Load any SubCell folder or Hub repo (`load_subcell`): by default a localization model if its weights
+        hold the classifier ensemble, else the encoder alone (an encoder-only folder never gets randomly
+        initialised classifiers); `classifiers=False`: the encoder alone whatever the folder holds."""
+        model, processor, _ = load_subcell(name_or_path, classifiers=classifiers, revision=revision)
         return cls(model, processor, str(name_or_path), revision, _hub_commit(name_or_path, revision))
 
     @property
@@ -192,7 +171,9 @@ class CellBatches(IterableDataset):
         batch_size: int,
         preprocess_kwargs: dict[str, Any] | None = None,
         raw_transfer: bool = True,
+        with_masks: bool = False,
     ):
+        self.with_masks = with_masks  # send each cell's mask along (for the attention pictures' outlines)
         self.source = source
         self.processor = processor
         self.chunks = list(chunks)
@@ -263,6 +244,7 @@ class CellBatches(IterableDataset):
         return {
             "chunk": chunk.index,
             "end": False,
+            "masks": [cell.mask for _, cell, *_ in bucket] if self.with_masks else [None] * len(bucket),
             "order": torch.tensor([order for order, *_ in bucket], dtype=torch.long),
             # default_collate stacks straight into shared memory inside a worker (no extra copy on the way out)
             "pixel_values": default_collate(pixels),
@@ -456,7 +438,8 @@ def _run_chunks(
     # running beside a CPU model keep the processor (measured: benchmarks/results/embed_pipeline.md)
     raw_transfer = device.type != "cpu" or num_workers == 0
     loader = DataLoader(
-        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs, raw_transfer),
+        CellBatches(source, embedding_model.processor, chunks, config.batch_size, preprocess_kwargs, raw_transfer,
+                    with_masks=config.save_attention),
         batch_size=None,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
@@ -491,7 +474,8 @@ def _run_chunks(
             embeddings, probabilities, attention = runtime(pixel_values)
             cells = piece["cells"]
             if config.save_attention:
-                _save_attention(output_dir, cells, pixel_values, attention)
+                _save_attention(output_dir, cells, piece["masks"], pixel_values, attention,
+                                embedding_model.processor.channel_names)
             accumulators[index].add(piece["order"], cells, embeddings, probabilities)
             num_cells += len(cells)
             if per_item:
@@ -502,12 +486,13 @@ def _run_chunks(
     return written
 
 
-def _save_attention(output_dir: Path, cells: list[dict], pixel_values: torch.Tensor, attention: torch.Tensor) -> None:
-    protein = pixel_values[:, -1].float().cpu().numpy()
+def _save_attention(output_dir: Path, cells: list[dict], masks: list, pixel_values: torch.Tensor,
+                    attention: torch.Tensor, channel_names: Sequence[str]) -> None:
+    pixels = pixel_values.float().cpu().numpy()
     maps = attention.float().cpu().numpy()
-    for cell, cell_protein, cell_maps in zip(cells, protein, maps):
+    for cell, mask, cell_pixels, cell_maps in zip(cells, masks, pixels, maps):
         path = cell_file_path(output_dir, cell["id"], ATTENTION_SUFFIX)
-        save_attention_png(path, cell_protein, cell_maps)
+        save_attention_png(path, cell_pixels, cell_maps, channel_names, mask, title=cell["id"])
         cell["attention_map"] = path.relative_to(output_dir).as_posix()
 
 

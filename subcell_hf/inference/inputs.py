@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..data.crops import CropOptions
+from ..data.channels import ChannelMismatchError, check_channels
 from ..data.io import ImageReadError, read_image
+from ..utils.hashing import sha256_file
 from ..options import INPUT_KINDS
 
 #: The original wrapper's column for each channel: r = microtubules, y = ER, b = DNA (nucleus), g = protein.
@@ -46,6 +48,7 @@ class Cell:
     pixels: np.ndarray  # (C, H, W) in the model's channel order, the file's dtype
     source: str  # where it came from, as in `InputFailure.source`
     metadata: dict[str, Any] = field(default_factory=dict)  # plain str/int/float/bool values
+    mask: np.ndarray | None = None  # (H, W) bool, the cell's own mask in the crop where known (fields, shards)
 
 
 @dataclass
@@ -105,14 +108,6 @@ class CellSource:
                 except OSError:
                     digest.update(f"{path}\0missing\n".encode())
         return digest.hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------ wrapper CSV
@@ -212,7 +207,7 @@ class WrapperCsvSource(CellSource):
         return 1
 
     def fingerprint(self) -> str:
-        return _sha256_file(self.path)
+        return sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "items": len(self), "path": str(self.path)}
@@ -299,13 +294,14 @@ class FieldSource(CellSource):
         return len(self.table)
 
     def item_files(self, index: int) -> list[str]:
-        from ..data.manifest import MASK_COLUMN
+        from ..data.manifest import IMAGE_COLUMN, MASK_COLUMN
 
         row = self.table.iloc[index]
-        return [str(row[column]) for column in [*self.channel_names, MASK_COLUMN] if column in row and row[column]]
+        columns = [*self.channel_names, IMAGE_COLUMN, MASK_COLUMN]
+        return [str(row[column]) for column in columns if column in row and row[column]]
 
     def fingerprint(self) -> str:
-        return _sha256_file(self.path)
+        return sha256_file(self.path)
 
     def describe(self) -> dict[str, Any]:
         crop = self.crop.to_dict()  # the keys of earlier runs first, so that their settings still resume
@@ -318,7 +314,7 @@ class FieldSource(CellSource):
 
     def iter_cells(self, index: int) -> Iterator[Cell | InputFailure]:
         from ..data.crops import FieldError, crop_cell, find_cells, read_field
-        from ..data.manifest import MASK_COLUMN
+        from ..data.manifest import CHANNEL_MAP_COLUMN, IMAGE_COLUMN, MASK_COLUMN
 
         row = self.table.iloc[index]
         image_id = str(row["image_id"])
@@ -336,7 +332,7 @@ class FieldSource(CellSource):
                 f"min_area={self.crop.min_area}",
             )
             return
-        path_columns = set(self.channel_names) | set(WRAPPER_CHANNEL_COLUMNS) | {MASK_COLUMN}
+        path_columns = {*self.channel_names, *WRAPPER_CHANNEL_COLUMNS, MASK_COLUMN, IMAGE_COLUMN, CHANNEL_MAP_COLUMN}
         field_metadata = {k: _plain(v) for k, v in row.items() if k not in path_columns}
         for box in selection.cells:
             crop = crop_cell(channels, mask, box, self.crop)
@@ -351,6 +347,7 @@ class FieldSource(CellSource):
                     "bbox_bottom": bottom, "bbox_right": right, "centroid_row": float(crop.centroid[0]),
                     "centroid_col": float(crop.centroid[1]), "area": int(box.area),
                 },
+                crop.mask,
             )
 
 
@@ -430,20 +427,19 @@ class ShardSource(CellSource):
     def _record_cells(self, index: int, name: str, record: dict) -> Iterator[Cell | InputFailure]:
         where = f"{name} record {record.get('key')}"
         channels = list(record.get("channels") or self.channel_names)
-        missing = [c for c in self.channel_names if c not in channels]
-        if missing:
-            yield InputFailure(
-                index, f"{name}:{record.get('key')}", where,
-                f"the model reads channels {self.channel_names}, the shard holds {channels} (missing {missing})",
-            )
+        try:
+            order = check_channels(channels, self.channel_names, where, hint="the model reads the expected ones")
+        except ChannelMismatchError as error:
+            yield InputFailure(index, f"{name}:{record.get('key')}", where, str(error))
             return
-        cells = np.asarray(record["cells"])[:, [channels.index(c) for c in self.channel_names]]
+        cells = np.asarray(record["cells"])[:, order]
         if self.mask_cells:
             cells = cells * np.asarray(record["masks"])[:, None].astype(cells.dtype)
         shared = {k: _plain(record.get(k, "")) for k in ("antibody", "gene")}
-        for pixels, meta in zip(cells, record["metadata"]):
+        masks = np.asarray(record["masks"]) > 0 if record.get("masks") is not None else [None] * len(cells)
+        for pixels, meta, mask in zip(cells, record["metadata"], masks):
             metadata = {**shared, **_flat_cell_metadata(meta), "shard": name, "record": str(record.get("key"))}
-            yield Cell(cell_id_for(str(meta["image_id"]), int(meta["cell_id"])), pixels, where, metadata)
+            yield Cell(cell_id_for(str(meta["image_id"]), int(meta["cell_id"])), pixels, where, metadata, mask)
 
 
 def _flat_cell_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -134,15 +134,10 @@ def plot_attention_grid(
 
 
 def attention_grid_figure(adata_or_path: Any, num_cells: int = 12, columns: int = 3, by: str = DEFAULT_COLOR):
-    """The matplotlib `Figure` of `plot_attention_grid`: each cell's picture with its panels named (the protein
-    channel, then one panel per pooling head) and one colour bar for the attention scale."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    """The matplotlib `Figure` of `plot_attention_grid`: each cell's picture (its panels titled, with the cell's
+    outline and the attention colour bar: `subcell_hf.inference.attention`) under its id and top-1 class."""
     from matplotlib.figure import Figure
     from PIL import Image
-
-    from .attention import DEFAULT_COLORMAP
 
     adata, root = _load(adata_or_path)
     if "attention_map" not in adata.obs.columns:
@@ -152,36 +147,21 @@ def attention_grid_figure(adata_or_path: Any, num_cells: int = 12, columns: int 
     if not chosen:
         raise ValueError("no cell has an attention map")
     rows = -(-len(chosen) // columns)
-    figure = Figure(figsize=(4.2 * columns, 2.3 * rows + 0.6), dpi=120)
-    grid = []
+    figure = Figure(figsize=(6.4 * columns, 2.6 * rows + 0.75), dpi=120)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.75 / (2.6 * rows + 0.75), wspace=0.04,
+                           hspace=0.15)
     for position, cell_id in enumerate(chosen):
         axes = figure.add_subplot(rows, columns, position + 1)
         with Image.open(root / str(obs.loc[cell_id, "attention_map"])) as picture:
-            pixels = np.asarray(picture.convert("RGB"))
-        axes.imshow(pixels)
-        height, width = pixels.shape[:2]
-        panels = max(1, round(width / height))  # the picture is one square panel per map, side by side
-        axes.set_xticks([(k + 0.5) * width / panels for k in range(panels)])
-        axes.set_xticklabels(_panel_names(panels), fontsize=6)
-        axes.tick_params(length=0, pad=2)
-        axes.set_yticks([])
-        for side in axes.spines.values():
-            side.set_visible(False)
+            axes.imshow(np.asarray(picture.convert("RGB")))
+        axes.set_axis_off()
         title = str(cell_id)
         if "top_1" in obs.columns:
-            title += f"\n{obs.loc[cell_id, 'top_1']} ({float(obs.loc[cell_id, 'top_1_score']):.2f})"
-        axes.set_title(title, fontsize=7)
-        grid.append(axes)
-    figure.suptitle("Where the SubCell pooler looked: each head's attention over the protein channel", fontsize=9)
-    scale = ScalarMappable(Normalize(0, 1), colormaps[DEFAULT_COLORMAP])
-    bar = figure.colorbar(scale, ax=grid, orientation="horizontal", fraction=0.04, pad=0.08, aspect=50)
-    bar.set_label("attention, scaled to each map's own range (0 = lowest, 1 = highest)", fontsize=7)
-    bar.ax.tick_params(labelsize=6)
+            title += f": {obs.loc[cell_id, 'top_1']} ({float(obs.loc[cell_id, 'top_1_score']):.2f})"
+        axes.set_title(title, fontsize=8)
+    figure.suptitle("Where the SubCell pooler looked: the cell's channels, then each head's attention over the "
+                    "protein channel (each map scaled to its own range)", fontsize=10)
     return figure
-
-
-def _panel_names(panels: int) -> list[str]:
-    return ["protein"] + [f"pooler head {k}" for k in range(1, panels)]
 
 
 def _round_robin(obs: pd.DataFrame, by: str, count: int) -> list[str]:

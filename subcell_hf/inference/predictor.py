@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from ..model_loading import load_checked
+from ..data.channels import check_channels
+from ..model_loading import load_subcell
 from ..options import default_runtime
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor
 
@@ -34,23 +34,20 @@ class LocalizationPredictor:
         from .embed import EmbeddingModel
         from .runtime import build_runtime
 
-        if list(processor.channel_names) != list(model.config.channel_names):
-            raise ValueError(
-                f"processor channels {processor.channel_names} do not match model channels "
-                f"{model.config.channel_names}"
-            )
+        name = getattr(model, "name_or_path", None) or "in-memory"
+        check_channels(processor.channel_names, model.config.channel_names, f"{name}: image processor", exact=True,
+                       hint="the image processor must read the model's channels")
         self.model = model.eval()
         self.processor = processor
-        name = getattr(model, "name_or_path", None) or "in-memory"
         self.runtime = build_runtime(runtime or default_runtime(), EmbeddingModel(model, processor, name))
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", runtime: str | None = None,
                         **kwargs) -> "LocalizationPredictor":
-        """Load a localization checkpoint (Hub id or folder) and its preprocessor config."""
-        model = load_checked(AutoModelForImageClassification, name_or_path, **kwargs).to(device)  # no random heads
-        processor = AutoImageProcessor.from_pretrained(name_or_path, **kwargs)
-        return cls(model, processor, runtime=runtime)
+        """Load a localization checkpoint (Hub id or folder) and its image processor (`load_subcell`: a missing
+        classifier tensor or a processor reading other channels is an error, never random heads)."""
+        model, processor, _ = load_subcell(name_or_path, classifiers=True, **kwargs)
+        return cls(model.to(device), processor, runtime=runtime)
 
     @torch.inference_mode()
     def probabilities(self, cells: Any, **preprocess_kwargs) -> torch.Tensor:

@@ -12,13 +12,11 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from ..utils.distributed import rank, world_size
 
 
 def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(tensor) for _ in range(world_size())]
+    parts = [torch.empty_like(tensor) for _ in range(world_size(launcher_fallback=False))]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts, dim=0)
 
@@ -33,7 +31,7 @@ class _GatherWithGradient(torch.autograd.Function):
     def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
         gradient = gradient.contiguous().clone()
         dist.all_reduce(gradient, op=dist.ReduceOp.SUM)  # every process's gradient of every row
-        start = dist.get_rank() * ctx.rows
+        start = rank(launcher_fallback=False) * ctx.rows
         return gradient[start : start + ctx.rows]
 
 
@@ -42,11 +40,11 @@ def gather_across_processes(tensor: torch.Tensor) -> torch.Tensor:
 
     Differentiable when `tensor` requires grad; a no-op in a single process.
     """
-    if world_size() == 1:
+    if world_size(launcher_fallback=False) == 1:  # no process group: nothing to gather
         return tensor
     if tensor.requires_grad:
         return _GatherWithGradient.apply(tensor)
     return _all_gather(tensor)
 
 
-__all__ = ["gather_across_processes", "world_size"]
+__all__ = ["gather_across_processes"]

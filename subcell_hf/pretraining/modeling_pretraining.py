@@ -278,10 +278,10 @@ class SubCellForPreTraining(SubCellPreTrainedModel):
         """Start pretraining from a released or exported `SubCellModel`: its encoder + pooler weights and
         hyper-parameters, fresh heads configured by `config_overrides` (e.g. the output of
         `SubCellPreTrainingConfig.for_family(...).to_dict()` minus encoder keys)."""
-        from ..model_loading import load_checked
+        from ..model_loading import load_subcell
 
         # a missing encoder tensor would start pretraining from random weights: an error naming it
-        encoder = load_checked(SubCellModel, pretrained_model_name_or_path)
+        encoder = load_subcell(pretrained_model_name_or_path, classifiers=False).model
         values = encoder.config.to_dict()
         for key in ("model_type", "transformers_version", "architectures", "auto_map"):
             values.pop(key, None)

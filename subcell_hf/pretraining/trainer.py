@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from ..data.augment import TwoViewAugmentation
 from ..data.loader import ShardIndex, ShardReadError, build_pretraining_loader
 from ..data.shards import SUMMARY_FILE, list_shards
+from ..utils.distributed import launched_world_size
 from ..utils.processes import check_distributed, use_cpu_processes
 from .checkpoints import (
     CheckpointError,
@@ -92,7 +92,7 @@ class TrainingResult:
 def build_accelerator(config: PretrainRecipeConfig) -> Accelerator:
     output_dir = Path(config.train.output_dir)
     handlers = []
-    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if not torch.cuda.is_available() and launched_world_size() > 1:
         # Several CPU processes (tests, smoke runs): DeepSpeed otherwise picks a backend that sees a world of one.
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
     accelerator = Accelerator(

@@ -16,6 +16,8 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, parse_flag_from_env
 
+from .distributed import launched_world_size
+
 
 def use_cpu_processes(device: str | None = None) -> bool:
     """Whether this process should join a CPU (gloo) process group: asked for (`ACCELERATE_USE_CPU=1` or
@@ -36,7 +38,7 @@ def process_state(device: str | None = None) -> PartialState:
 
 def check_distributed(accelerator: Accelerator | PartialState) -> None:
     """Refuse a launch whose processes would not talk to each other (several processes, distributed type NO)."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    launched = launched_world_size()
     if launched > 1 and accelerator.distributed_type == DistributedType.NO:
         raise RuntimeError(
             f"{launched} processes were launched (WORLD_SIZE={launched}) but accelerate set up no process group "

@@ -37,7 +37,8 @@ def test_ome_tiff_with_singleton_z_and_a_two_channel_model(tmp_path):
 def test_channel_matching_rules():
     assert match_channels([None] * 4, MODEL) == [0, 1, 2, 3]  # unnamed, same count: in order
     assert match_channels(["a", "b"], ["dna", "protein"], {"dna": "b", "protein": 0}) == [1, 0]
-    with pytest.raises(ImageReadError, match="cannot find the model channel 'er'"):
+    with pytest.raises(ImageReadError, match=r"expected channels \['microtubules', 'er', 'dna', 'protein'\], found "
+                       r"\['DAPI', 'GFP', 'Tubulin'\] \(missing \['er'\]\).*channel_map=\{'er': <name or index>\}"):
         match_channels(["DAPI", "GFP", "Tubulin"], MODEL)
     with pytest.raises(ImageReadError, match="expected a multi-channel"):
         read_multichannel(__file__)

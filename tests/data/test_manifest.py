@@ -50,10 +50,26 @@ def test_read_manifest_names_missing_columns(tmp_path):
         tmp_path / "m.parquet"
     )
     assert len(read_manifest(tmp_path / "m.parquet", ["dna"])) == 1
-    with pytest.raises(ManifestError, match=r"missing columns \['protein'\]"):
+    with pytest.raises(ManifestError, match=r"m.parquet \(channel columns\): expected channels \['dna', 'protein'\], "
+                       r"found \['dna'\] \(missing \['protein'\]\)"):
         read_manifest(tmp_path / "m.parquet", ["dna", "protein"])
     pd.DataFrame({"dna": ["d", "e"], "mask": ["m", "n"], "image_id": ["a", "a"], "antibody": ["X", "Y"]}).to_csv(
         tmp_path / "dup.csv", index=False
     )
     with pytest.raises(ManifestError, match=r"image_id must be unique, found repeated values \['a'\]"):
         read_manifest(tmp_path / "dup.csv", ["dna"])
+
+
+def test_a_multichannel_image_column_replaces_the_channel_columns(tmp_path):
+    from subcell_hf.data.manifest import parse_channel_map
+
+    pd.DataFrame(
+        {"image": ["f.ome.tif"], "channel_map": ["dna = Hoechst;protein=2"], "mask": ["m.png"], "image_id": ["a"],
+         "antibody": ["X"]}
+    ).to_csv(tmp_path / "m.csv", index=False)
+    table = read_manifest(tmp_path / "m.csv")
+    assert table.loc[0, "image"] == str(tmp_path / "f.ome.tif")
+    assert parse_channel_map(table.loc[0, "channel_map"]) == {"dna": "Hoechst", "protein": 2}
+    assert parse_channel_map("") == {}
+    with pytest.raises(ValueError, match="expected model_channel=file_channel pairs"):
+        parse_channel_map("dna")

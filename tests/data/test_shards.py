@@ -168,9 +168,12 @@ def test_other_inputs_refuse_to_mix_unless_overwrite(synthetic_manifest, synthet
 
 
 def test_channels_must_follow_the_hpa_order(synthetic_manifest, tmp_path):
-    expected = r"in the order \['microtubules', 'er', 'dna', 'protein'\], found \['protein', 'dna'\]"
+    expected = (r"channel_names: expected channels \['dna', 'protein'\], found \['protein', 'dna'\]; give distinct "
+                r"HPA channels in the order \['microtubules', 'er', 'dna', 'protein'\]")
     with pytest.raises(ValueError, match=expected):
         write_shards(synthetic_manifest, tmp_path, channel_names=["protein", "dna"], show_progress=False, **CROP)
+    with pytest.raises(ValueError, match=r"expected channels \['dna'\], found \['dna', 'nucleus'\]"):
+        write_shards(synthetic_manifest, tmp_path, channel_names=["dna", "nucleus"], show_progress=False, **CROP)
 
 
 def test_webdataset_reads_the_shards(synthetic_shards):

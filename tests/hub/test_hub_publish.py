@@ -7,7 +7,7 @@ import shutil
 
 from huggingface_hub import ModelCard
 
-from subcell_hf.hub.convert import sha256_of
+from subcell_hf.utils.hashing import sha256_file
 from subcell_hf.hub.publish import (
     RELEASE_FILES,
     check_release_folder,
@@ -35,7 +35,7 @@ def test_release_card_records_the_converted_source_hashes(prepared_all, tiny_rel
     prepared = prepared_all[0]
     card = ModelCard.load(prepared.folder / "README.md")
     encoder_path, _ = prepared.release.source_paths(tiny_release_dir)
-    assert f"| `{encoder_path.name}` | `{sha256_of(encoder_path)}` |" in card.text
+    assert f"| `{encoder_path.name}` | `{sha256_file(encoder_path)}` |" in card.text
     assert "recorded at conversion" not in card.text
     assert card.data.to_dict()["library_name"] == "transformers"
 

@@ -15,7 +15,7 @@ import huggingface_hub.constants
 import pytest
 from transformers import AutoImageProcessor, AutoModel, AutoModelForImageClassification
 
-from subcell_hf.hub.convert import sha256_of
+from subcell_hf.utils.hashing import sha256_file
 from subcell_hf.hub.publish import RELEASE_FILES
 from subcell_hf.variants import DEFAULT_NAMESPACE, RELEASES
 
@@ -103,8 +103,8 @@ def test_dry_run_lists_the_8_repos_and_their_files(push_recipe, tiny_release_dir
         assert set(files) == RELEASE_FILES
         assert all(size > 0 for size, _ in files.values())
         # The remote code is the package's model code, byte for byte.
-        assert files["modeling_subcell.py"][1] == sha256_of(models / "modeling_subcell.py")
-        assert files["configuration_subcell.py"][1] == sha256_of(models / "configuration_subcell.py")
+        assert files["modeling_subcell.py"][1] == sha256_file(models / "modeling_subcell.py")
+        assert files["configuration_subcell.py"][1] == sha256_file(models / "configuration_subcell.py")
 
 
 def test_broken_variants_are_refused_by_name_and_never_reach_the_hub(

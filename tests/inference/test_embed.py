@@ -151,11 +151,16 @@ def test_fields_of_view_and_shards_give_the_same_cells(tiny_converted, synthetic
     np.testing.assert_allclose(a.probabilities, b.probabilities[order], rtol=0, atol=1e-6)
     for column in ("antibody", "cell_line", "cell_label", "bbox_top", "bbox_right"):  # shards round centroids
         assert list(a.obs[column]) == list(b.obs[column].iloc[order]), column
-    # attention pictures: protein + one panel per pooling head
+    # attention pictures: the channels + one panel per pooling head, 64-px crops enlarged to 256 px, with the
+    # outline of the cell's mask
     from PIL import Image
 
+    from subcell_hf.inference.attention import OUTLINE_COLOR
+
     with Image.open(tmp_path / "fields" / a.obs["attention_map"].iloc[0]) as picture:
-        assert picture.size == (64 * 3, 64) and picture.mode == "RGB"
+        assert picture.size[0] > 3 * 256 and picture.size[1] > 256 and picture.mode == "RGB"
+        panel = np.asarray(picture)[48 : 48 + 256, 12 : 12 + 256]  # the channel composite, under header and title
+        assert (panel == OUTLINE_COLOR).all(axis=-1).sum() > 100
 
 
 def test_encoder_only_model_gives_embeddings_without_probabilities(tiny_release_dir, wrapper_csv, tmp_path):

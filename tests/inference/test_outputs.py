@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from subcell_hf.inference.attention import attention_overlay
+from subcell_hf.inference import attention as layout
+from subcell_hf.inference.attention import OUTLINE_COLOR, attention_panels, attention_picture, save_attention_png
 from subcell_hf.inference.chunks import ChunkResult, ChunkStore, plan_chunks
 from subcell_hf.inference.outputs import build_table, cell_file_path, summary_frame, top_k_table
 
@@ -80,22 +81,39 @@ def test_cell_file_path_stays_inside_the_output_folder(tmp_path):
     assert cell_file_path(tmp_path, "/abs/y", ".png") == tmp_path / "abs" / "y.png"
 
 
-def test_attention_overlay_panels():
+def test_attention_picture_is_readable_and_outlines_the_cell(tmp_path):
+    from PIL import Image
+
     protein = np.zeros((32, 32), np.float32)
     protein[:16] = 1.0  # top half bright
+    pixels = np.stack([np.zeros_like(protein), protein])  # dna, protein
     attention = np.zeros((2, 2, 2), np.float32)
     attention[0, 1, 1] = 1.0  # head 0 looks at the bottom-right patch
     attention[1, 0, 0] = 1.0  # head 1 at the top-left one
-    picture = attention_overlay(protein, attention)
-    assert picture.shape == (32, 96, 3) and picture.dtype == np.uint8
-    np.testing.assert_array_equal(picture[:16, :32], 255)  # panel 0: the protein in grey
-    np.testing.assert_array_equal(picture[16:, :32], 0)
-    head0, head1 = picture[:, 32:64].astype(int), picture[:, 64:].astype(int)
-    # the colour map is brighter where the head attends, on a dark background (bottom-right for head 0)
-    assert head0[28, 28].sum() > head0[20, 4].sum()
-    assert head1[4, 4].sum() > head1[4, 28].sum()
+    mask = np.zeros((32, 32), bool)
+    mask[8:24, 4:20] = True
+    composite, head0, head1 = (p.astype(int) for p in attention_panels(pixels, attention, ["dna", "protein"], mask))
+    assert composite.shape == (256, 256, 3)  # 32-px crop enlarged 8 times to MIN_PANEL
+    np.testing.assert_array_equal(composite[10, 200], [0, 255, 0])  # the protein in green, outside the cell
+    # the colour map is brighter where the head attends (bottom-right for head 0, top-left for head 1)
+    assert head0[240, 240].sum() > head0[160, 30].sum() and head1[30, 30].sum() > head1[30, 240].sum()
+    for panel in (composite, head0, head1):  # the outline: the mask's border (8 x 4 = 32 px from the left edge)
+        assert (panel[64:192, 32] == OUTLINE_COLOR).all() and (panel[64:192, 159] == OUTLINE_COLOR).all()
+        assert not (panel[100, 40:150] == OUTLINE_COLOR).all(axis=-1).any()  # the inside is not drawn over
+    path = save_attention_png(tmp_path / "c_attention_map.png", pixels, attention, ["dna", "protein"], mask, title="c")
+    with Image.open(path) as picture:
+        width, height = picture.size
+        rgb = np.asarray(picture.convert("RGB"))
+    assert width >= 3 * 256 > 512 and height >= 256
+    top = layout._HEADER + layout._TITLE  # the panels sit in one row under the header and their titles
+    for index, panel in enumerate((composite, head0, head1)):
+        left = layout._MARGIN + index * (256 + layout._MARGIN)
+        np.testing.assert_array_equal(rgb[top : top + 256, left : left + 256], panel)  # outline included
+    without = attention_picture(pixels, attention, ["dna", "protein"])
+    assert without.shape == rgb.shape
+    assert not (without[top : top + 256, layout._MARGIN : 256] == OUTLINE_COLOR).all(axis=-1).any()
     with pytest.raises(ValueError, match="heads, h, w"):
-        attention_overlay(protein, attention[0])
+        attention_panels(pixels, attention[0], ["dna", "protein"])
 
 
 def test_summary_of_a_run_where_everything_failed():

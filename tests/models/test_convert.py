@@ -14,9 +14,9 @@ from subcell_hf.hub.convert import (
     convert_checkpoint,
     convert_release,
     encoder_key_map,
-    sha256_of,
 )
 from subcell_hf.data.synthetic import TINY_ARCHITECTURE, original_encoder_state_dict
+from subcell_hf.utils.hashing import sha256_file
 from subcell_hf.variants import RELEASES
 
 RELEASE = RELEASES["all_channels-vit-prots-pool"]
@@ -44,10 +44,10 @@ def test_conversion_records_checksums_and_converts_every_variant(tiny_release_di
     encoder_path, classifier_paths = RELEASE.source_paths(tiny_release_dir)
     sidecar = json.loads((folder / "conversion.json").read_text())
     assert sidecar["passed"] is True
-    assert sidecar["sources"][RELEASE.encoder_filename]["sha256"] == sha256_of(encoder_path)
+    assert sidecar["sources"][RELEASE.encoder_filename]["sha256"] == sha256_file(encoder_path)
     assert len(sidecar["sources"]) == 11
     config = AutoConfig.from_pretrained(folder)
-    assert config.source_checksums[f"{RELEASE.classifier_dirname}/classifier_seed_9.pth"] == sha256_of(classifier_paths[9])
+    assert config.source_checksums[f"{RELEASE.classifier_dirname}/classifier_seed_9.pth"] == sha256_file(classifier_paths[9])
     assert config.model_variant == "all_channels-vit-prots-pool"
     assert sorted(p.name for p in folder.iterdir()) == [
         ".subcell_hf_output.json",  # the marker that lets a later --overwrite replace this output

@@ -65,3 +65,40 @@ def test_pretraining_from_an_encoder_missing_tensors_is_an_error(localization_co
     _rewrite_weights(localization_copy, lambda name: "layers.1." not in name and "encoder.layer.1." not in name)
     with pytest.raises(ValueError, match=r"missing tensors"):
         SubCellForPreTraining.from_encoder(str(localization_copy))
+
+
+def test_load_subcell_gives_model_processor_and_channels_checked_to_agree(localization_copy):
+    import json
+
+    import torch
+
+    from subcell_hf.model_loading import ModelLoadingError, load_subcell
+    from subcell_hf.models import SubCellForProteinLocalization, SubCellModel
+
+    full = load_subcell(localization_copy)
+    assert isinstance(full.model, SubCellForProteinLocalization)
+    assert full.channel_names == list(full.processor.channel_names) == ["microtubules", "er", "dna", "protein"]
+    encoder = load_subcell(localization_copy, classifiers=False).model  # the encoder alone, read out of the folder
+    assert type(encoder) is SubCellModel
+    for (name, a), b in zip(encoder.state_dict().items(), full.model.subcell.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    settings = localization_copy / "preprocessor_config.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "channel_names": ["dna", "protein"]}))
+    with pytest.raises(ModelLoadingError) as error:
+        load_subcell(localization_copy)
+    assert str(error.value).startswith(
+        f"{localization_copy}: preprocessor_config.json: expected channels ['microtubules', 'er', 'dna', 'protein'], "
+        "found ['dna', 'protein'] (missing ['microtubules', 'er'])"
+    )
+
+
+def test_load_subcell_refuses_an_encoder_where_a_localization_model_is_needed(tiny_release_dir, tmp_path):
+    from subcell_hf import LocalizationPredictor
+    from subcell_hf.hub.convert import convert_release
+    from subcell_hf.model_loading import ModelLoadingError
+    from subcell_hf.variants import RELEASES
+
+    encoder_dir = tmp_path / "encoder"
+    convert_release(RELEASES["dna-protein-mae-cells-prots-pool"], tiny_release_dir, encoder_dir, with_classifiers=False)
+    with pytest.raises(ModelLoadingError, match=r"encoder: expected a localization model .* found architectures"):
+        LocalizationPredictor.from_pretrained(str(encoder_dir), runtime="eager")
