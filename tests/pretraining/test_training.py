@@ -58,7 +58,7 @@ def launch_command(accelerate_config: str, overrides: dict, *launch_options: str
     return [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(ACCELERATE_CONFIGS / accelerate_config), "--main_process_port", str(free_port()), *launch_options,
-        str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides),
+        str(ROOT / "recipes" / "pretrain.py"), "--config_path", "tiny", *as_cli(overrides),
     ]
 
 
@@ -116,7 +116,7 @@ def test_single_process_run_logs_checkpoints_validates_and_exports(reference_run
 def test_sigterm_saves_state_and_resume_reproduces_the_run(reference_run, synthetic_shards, tmp_path):
     overrides = run_overrides(tmp_path, synthetic_shards)
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides)],
+        [sys.executable, str(ROOT / "recipes" / "pretrain.py"), "--config_path", "tiny", *as_cli(overrides)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     deadline = time.monotonic() + 120
@@ -230,7 +230,7 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     assert checkpoint.name == "step_00000002" and (checkpoint / "pytorch_model").is_dir()  # a DeepSpeed checkpoint
     shards = sorted(p.name for p in (checkpoint / "pytorch_model").glob("*optim_states.pt"))
     assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
-    second = subprocess.run(command() + ["--resume"], cwd=ROOT, env=environment,
+    second = subprocess.run(command() + ["--resume", "auto"], cwd=ROOT, env=environment,
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     rows = train_rows(tmp_path)
@@ -259,7 +259,7 @@ def test_only_broken_shards_end_the_run_at_once_naming_them(tmp_path, capsys):
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(60)
     try:
-        code = recipe.main(["--config", "tiny", *as_cli(overrides)])
+        code = recipe.main(["--config_path", "tiny", *as_cli(overrides)])
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
