@@ -30,15 +30,25 @@ from .losses import LOSSES
 class ClassifierTrainingConfig:
     """How each head of the ensemble is trained (see the module docstring for where the defaults come from)."""
 
+    # focal (sigmoid focal loss, alpha 0.25, gamma 2) or bce
     loss: str = "focal"
+    # AdamW learning rate
     learning_rate: float = 1e-3
+    # AdamW weight decay
     weight_decay: float = 0.01
+    # embeddings per optimizer step
     batch_size: int = 8192
+    # most epochs per head
     max_epochs: int = 200
+    # epochs without improvement of the validation macro AP before a head stops
     patience: int = 20
+    # epochs without improvement before the learning rate is multiplied by lr_factor
     lr_patience: int = 4
+    # learning-rate factor after lr_patience epochs without improvement
     lr_factor: float = 0.5
+    # share of the antibodies that validate with the random split
     validation_fraction: float = 0.1
+    # seed of the random split
     split_seed: int = 0
 
     def __post_init__(self):

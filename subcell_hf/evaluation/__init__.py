@@ -7,7 +7,7 @@ Importing this package does not import `evaluate`, scanpy, copairs or pycytomine
 need them do.
 """
 
-from .embeddings import LabelledEmbeddings, embed_shards, read_labelled_embeddings
+from .embeddings import EmbeddingPassConfig, LabelledEmbeddings, embed_shards, read_labelled_embeddings
 from .functional import (
     METRIC_NAMES,
     cluster_embeddings,
@@ -32,6 +32,8 @@ from .model_index import (
 )
 from .splits import AntibodySplit, published_split, read_split, resolve_split
 from .suite import (
+    DatasetInfo,
+    EvaluateModelConfig,
     Evaluation,
     EvaluationOptions,
     evaluate_embeddings,
@@ -44,6 +46,9 @@ from .suite import (
 __all__ = [
     "AVAILABLE_METRICS",
     "AntibodySplit",
+    "DatasetInfo",
+    "EmbeddingPassConfig",
+    "EvaluateModelConfig",
     "Evaluation",
     "EvaluationOptions",
     "LabelledEmbeddings",

@@ -96,11 +96,10 @@ def describe_error(error: Exception, config_class: type, config_path: str | None
     """One line for a draccus (or dataclass check) error: where the value came from, the field, expected, found."""
 
     def where(field_name: str) -> str:
-        """The command line when the field was given there, else the YAML file (or the defaults)."""
-        flag = f"--{field_name}"
-        if field_name and any(argument == flag or argument.startswith(flag + "=") for argument in argv):
-            return "the command line"
-        return config_path or "the defaults"
+        """The command line when the field was given there (or there is no file), else the YAML file."""
+        flags = [argument.split("=", 1)[0] for argument in argv if argument.startswith("--")]
+        given = field_name and any(flag == f"--{field_name}" or flag.endswith(f".{field_name}") for flag in flags)
+        return "the command line" if given or config_path is None else config_path
 
     cause = _root_cause(error)
     if isinstance(cause, yaml.YAMLError):
@@ -114,6 +113,8 @@ def describe_error(error: Exception, config_class: type, config_path: str | None
         message = cause.message
         if message.startswith("Could not decode the value into any of the given types:"):  # a union: each reason
             message = "; ".join(line.strip() for line in message.splitlines()[1:] if line.strip())
+        elif message.startswith("Missing required field"):
+            message += " (give them as flags or in the --config_path file)"
         elif "are not valid for" in message:
             message += f"; expected one of {_field_names(config_class, cause.key_path)}"
         elif message.startswith("Failed when parsing value=") and dataclasses.is_dataclass(
@@ -125,8 +126,8 @@ def describe_error(error: Exception, config_class: type, config_path: str | None
     if isinstance(cause, (ValueError, TypeError)):  # a check in a dataclass's __post_init__: it names the field
         return f"{where(str(cause).split(' ', 1)[0])}: {cause}"
     if isinstance(cause, AttributeError):  # draccus meets a YAML scalar or list where the sections belong
-        return f"{config_path or 'the defaults'}: expected a mapping of sections and fields ({cause})"
-    return f"{config_path or 'the defaults'}: {cause}"
+        return f"{config_path or 'the command line'}: expected a mapping of sections and fields ({cause})"
+    return f"{config_path or 'the command line'}: {cause}"
 
 
 def _field_type(config_class: type, key_path: Sequence[str]):
