@@ -11,7 +11,7 @@ any field is overridden as `--section.field value` (values are YAML). At the end
 the encoder + pooler as a `SubCellModel` folder that `AutoModel.from_pretrained` loads.
 
 Exit codes: 0 done (or session limit reached), 1 non-finite loss (the last good state is saved), 2 bad
-configuration or shards, 143 stopped by SIGTERM / SIGUSR1 after saving state (re-queue the job with `--resume`).
+configuration or shards, 143 stopped by SIGTERM / SIGUSR1 after saving state (re-queue the job with `--resume auto`).
 """
 
 from __future__ import annotations
