@@ -33,7 +33,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from subcell_hf.evaluation import EvaluateModelConfig
+    from subcell_hf.evaluation.config import EvaluateModelConfig
     from subcell_hf.utils.config_cli import parse_config
 
     config = parse_config(EvaluateModelConfig, argv, prog="evaluate_model.py", description=__doc__)

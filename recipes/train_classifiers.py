@@ -28,10 +28,11 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from subcell_hf.classifiers import TrainClassifiersConfig, train_localization_model
+    from subcell_hf.classifiers.config import TrainClassifiersConfig
     from subcell_hf.utils.config_cli import parse_config
 
     config = parse_config(TrainClassifiersConfig, argv, prog="train_classifiers.py", description=__doc__)
+    from subcell_hf.classifiers import train_localization_model
     from subcell_hf.inference import EmbeddingSettingsError
     from subcell_hf.utils.processes import process_state, quiet_deepspeed_probe
 

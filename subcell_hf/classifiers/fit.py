@@ -16,53 +16,23 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..evaluation.embeddings import EmbeddingPassConfig
 from ..utils.atomic_writes import atomic_directory, atomic_write_text, check_output_folder
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
-from .training import ClassifierTrainingConfig, TrainedClassifier, train_ensemble
+from .config import CLASS_SETS, ClassifierTrainingConfig
+from .training import TrainedClassifier, train_ensemble
 
 logger = logging.getLogger(__name__)
 
-#: Named class lists for `classes`: the released ensembles' 31 classes, pretraining's 35, or those the data has.
-CLASS_SETS = ("localization", "pretraining", "present")
 MODEL_DIRNAME = "model"
 EMBEDDINGS_DIRNAME = "embeddings"
 TRAINING_LOG = "training.json"
-
-
-@dataclass
-class TrainClassifiersConfig:
-    """An ensemble training run (`recipes/train_classifiers.py`): N heads on the frozen encoder's embeddings."""
-
-    # SubCell encoder folder or Hub id (classifier heads it has are dropped)
-    encoder: str
-    # labelled shards: a folder, a brace pattern, a .tar, or a YAML list of those
-    shards: list[str] | str
-    # output folder: model/, training.json and (by default) embeddings/
-    output: str
-    # localization (the 31 released classes), pretraining (35), present (those in the data) or a list of names
-    classes: list[str] | str = "localization"
-    # antibody split: published (the paper's lists: train on train, stop early on valid), random (hold out
-    # training.validation_fraction of the antibodies) or a split file (a folder of <split>_antibodies.txt, or a
-    # .csv/.tsv with columns antibody,split)
-    split: str = "published"
-    # ensemble size; heads use seeds 0..N-1
-    num_classifiers: int = 10
-    training: ClassifierTrainingConfig = field(default_factory=ClassifierTrainingConfig)
-    embedding: EmbeddingPassConfig = field(default_factory=EmbeddingPassConfig)
-    # replace an existing <output>/model, and recompute an embedding cache made with another encoder or shards
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.classes, str) and self.classes not in CLASS_SETS:
-            raise ValueError(f"classes must be one of {CLASS_SETS} or a list of class names, found {self.classes!r}")
 
 
 def resolve_classes(classes: str | Sequence[str], locations: Sequence[Sequence[str]]) -> list[str]:

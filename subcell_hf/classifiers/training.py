@@ -23,39 +23,8 @@ from tqdm.auto import tqdm
 from ..evaluation.functional import macro_average_precision
 from ..models import SubCellConfig
 from ..models.modeling_subcell import SubCellClassifier
+from .config import ClassifierTrainingConfig
 from .losses import LOSSES
-
-
-@dataclass
-class ClassifierTrainingConfig:
-    """How each head of the ensemble is trained (see the module docstring for where the defaults come from)."""
-
-    # focal (sigmoid focal loss, alpha 0.25, gamma 2) or bce
-    loss: str = "focal"
-    # AdamW learning rate
-    learning_rate: float = 1e-3
-    # AdamW weight decay
-    weight_decay: float = 0.01
-    # embeddings per optimizer step
-    batch_size: int = 8192
-    # most epochs per head
-    max_epochs: int = 200
-    # epochs without improvement of the validation macro AP before a head stops
-    patience: int = 20
-    # epochs without improvement before the learning rate is multiplied by lr_factor
-    lr_patience: int = 4
-    # learning-rate factor after lr_patience epochs without improvement
-    lr_factor: float = 0.5
-    # share of the antibodies that validate with the random split
-    validation_fraction: float = 0.1
-    # seed of the random split
-    split_seed: int = 0
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, found {self.loss!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), found {self.validation_fraction}")
 
 
 @dataclass

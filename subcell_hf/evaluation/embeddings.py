@@ -66,34 +66,6 @@ class LabelledEmbeddings:
         )
 
 
-@dataclass
-class EmbeddingPassConfig:
-    """The embedding pass over the shards (`subcell_hf.inference.embed`); its output folder is the cache, reused when
-    the model and shards are unchanged."""
-
-    # embedding cache folder (default: <output>/embeddings)
-    cache: str | None = None
-    # cells per encoder forward pass
-    batch_size: int = 64
-    # data loader worker processes
-    num_workers: int = 2
-    # encoder autocast: auto (bf16 on a GPU that has it, else fp32), fp32, bf16 or fp16
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        from ..options import PRECISION_NAMES
-
-        if self.precision not in ("auto", *PRECISION_NAMES):
-            raise ValueError(f"embedding.precision must be auto or one of {PRECISION_NAMES}, found {self.precision!r}")
-
-    def cache_dir(self, output: str | os.PathLike) -> Path:
-        return Path(self.cache) if self.cache else Path(output) / "embeddings"
-
-    def embed_options(self) -> dict[str, Any]:
-        """The `subcell_hf.inference.EmbedConfig` fields of this pass."""
-        return {"batch_size": self.batch_size, "num_workers": self.num_workers, "precision": self.precision}
-
-
 def embed_shards(
     model: Any,
     shards: str | os.PathLike | Sequence[str | os.PathLike],

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .embeddings import EmbeddingPassConfig, LabelledEmbeddings
+from .config import DatasetInfo, EvaluateModelConfig, EvaluationOptions  # noqa: F401  (re-exported)
+from .embeddings import LabelledEmbeddings
 from .functional import CLUSTERING_METHODS, clustering_metrics, localization_report
 from .groupings import group_scores, grouping_map
 from .model_index import LOCALIZATION_TASK, make_results, metric_entries
@@ -47,88 +48,6 @@ RECORDED_LIBRARIES = (
     "huggingface_hub",
 )
 CLUSTERING_LABELS = {"kmeans": "k-means", "leiden": "Leiden"}
-
-
-@dataclass
-class EvaluationOptions:
-    """How to evaluate (the protocol); defaults reproduce the paper's HPA test-set evaluation."""
-
-    # antibody split: published (the paper's lists; only test antibodies are scored), random (score every cell
-    # given), or a split file (a folder of <split>_antibodies.txt, or a .csv/.tsv with columns antibody,split)
-    split: str | None = "published"
-    # score the paper's location groups, e.g. 'Grouping 1' (default: the classes)
-    grouping: str | None = None
-    # clustering methods, a list of kmeans and leiden ([] for none)
-    clustering: tuple[str, ...] = ("kmeans", "leiden")
-    # clustering and null-distribution seed
-    seed: int = 0
-    # Leiden: kNN graph size
-    leiden_neighbors: int = 15
-    # Leiden resolution
-    leiden_resolution: float = 1.0
-    # CSV/TSV/Parquet table joined to the cells on the columns it shares with them (e.g. plate, well), adding
-    # columns such as compound, moa
-    metadata: str | None = None
-    # per-cell column naming the perturbation: replicate retrieval
-    replicate_column: str | None = None
-    # per-cell column naming the mechanism of action: MoA retrieval
-    moa_column: str | None = None
-    # columns defining a profile
-    profile_by: tuple[str, ...] = ("plate", "well")
-    # plate column for the per-plate normalisation
-    plate_column: str = "plate"
-    # pycytominer per-plate normalisation: mad_robustize, robustize, standardize, spherize or none
-    normalization: str = "mad_robustize"
-    # reference wells for the normalisation, a pandas query such as "pert_type == 'control'" (default: all)
-    normalization_samples: str = "all"
-    # copairs null-distribution size
-    null_size: int = 10000
-    # p-value threshold of the fraction retrieved
-    threshold: float = 0.05
-
-    def __post_init__(self):
-        unknown = [method for method in self.clustering if method not in CLUSTERING_METHODS]
-        if unknown:
-            raise ValueError(f"clustering methods must be among {CLUSTERING_METHODS}, found {unknown}")
-        from .retrieval import NORMALIZATION_METHODS
-
-        if self.normalization not in NORMALIZATION_METHODS:
-            raise ValueError(f"normalization must be one of {NORMALIZATION_METHODS}, found {self.normalization!r}")
-        if self.grouping is not None:
-            grouping_map(self.grouping)  # an unknown grouping fails here, before any work
-
-
-@dataclass
-class DatasetInfo:
-    """The dataset as the results and the model card name it."""
-
-    # dataset name on the card
-    name: str = "SubCell shards"
-    # dataset id on the card
-    type: str = "subcell-shards"
-    # dataset split on the card
-    split: str = "test"
-
-
-@dataclass
-class EvaluateModelConfig:
-    """An evaluation run (`recipes/evaluate_model.py`): the protocol's metrics of a model on labelled shards."""
-
-    # SubCell model folder or Hub id (with or without classifiers)
-    model: str
-    # labelled shards: a folder, a brace pattern, a .tar, or a YAML list of those
-    shards: list[str] | str
-    # output folder: results.json, model-index.yaml, report.md, plots, retrieval tables
-    output: str
-    # the model as the results name it, e.g. a Hub repo id (default: model)
-    model_name: str | None = None
-    protocol: EvaluationOptions = field(default_factory=EvaluationOptions)
-    dataset: DatasetInfo = field(default_factory=DatasetInfo)
-    embedding: EmbeddingPassConfig = field(default_factory=EmbeddingPassConfig)
-    # also write the results JSON here (hub_cards/results/<repo>.json)
-    card_results: str | None = None
-    # discard an embedding cache computed with other settings
-    overwrite: bool = False
 
 
 @dataclass
