@@ -287,3 +287,22 @@ def test_a_split_of_which_the_shards_hold_no_antibody_is_an_error(trained, shard
     ]
     assert recipe("evaluate_model")(argv) == 2
     assert "none of the 6 antibodies in the data is in the 'test' list" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        ("train_classifiers", ["--shards", "s", "--output", "o"], "Missing required field(s) `encoder`"),
+        ("train_classifiers", ["--encoder", "e", "--shards", "s", "--output", "o", "--training.loss", "mse"],
+         "the command line: loss must be one of ['bce', 'focal'], found 'mse'"),
+        ("evaluate_model", ["--model", "m", "--shards", "s", "--output", "o", "--protocol.clustering", "[dbscan]"],
+         "the command line: clustering methods must be among ('kmeans', 'leiden'), found ['dbscan']"),
+        ("evaluate_model", ["--model", "m", "--shards", "s", "--output", "o", "--protocol.null_size", "many"],
+         "the command line: protocol.null_size: Couldn't parse 'many' into an int"),
+    ],
+)
+def test_a_bad_command_line_exits_2_naming_the_field(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        recipe(name)(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
