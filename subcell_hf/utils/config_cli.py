@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import draccus
 import yaml
 from draccus.argparsing import ArgumentParser
 from draccus.utils import DecodingError, DraccusException
@@ -176,9 +175,4 @@ def _field_names(config_class: type, key_path: Sequence[str]) -> list[str]:
     return [item.name for item in dataclasses.fields(section)] if dataclasses.is_dataclass(section) else []
 
 
-def config_to_yaml(config) -> str:
-    """The config as YAML that `--config_path` reads back (draccus' own encoding of the dataclass)."""
-    return draccus.dump(config)
-
-
-__all__ = ["config_to_yaml", "describe_error", "parse_config", "resolve_preset"]
+__all__ = ["describe_error", "parse_config", "resolve_preset"]
