@@ -113,25 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     shards, data = make_shards(workdir)
     encoder = make_encoder(workdir)
     seconds["data"] = round(time.perf_counter() - started, 1)
-    embed = ["--num-workers", "0", "--precision", "fp32"]
+    embed = ["--embedding.num_workers", "0", "--embedding.precision", "fp32"]
 
     started = time.perf_counter()
     run(
         "train_classifiers.py",
         ["--encoder", str(encoder), "--shards", str(shards), "--output", str(workdir / "classifiers"),
-         "--classes", "localization", "--num-classifiers", str(NUM_CLASSIFIERS), "--batch-size", "256",
-         "--max-epochs", "40", "--overwrite", *embed],
+         "--classes", "localization", "--num_classifiers", str(NUM_CLASSIFIERS), "--training.batch_size", "256",
+         "--training.max_epochs", "40", "--overwrite", "true", *embed],
         workdir / "train_classifiers.log",
     )
     seconds["train_classifiers"] = round(time.perf_counter() - started, 1)
     common = [
         "--model", str(workdir / "classifiers" / "model"), "--shards", str(shards),
-        "--embedding-cache", str(workdir / "eval-embeddings"), "--model-name", "synthetic/tiny-subcell",
-        "--dataset-name", "Synthetic HPA-like cells named with published test antibodies",
-        "--dataset-type", "subcell-hf-synthetic", "--replicate-column", "antibody", "--moa-column", "locations",
-        "--profile-by", "image_id", "--null-size", "2000", "--overwrite", *embed,
+        "--embedding.cache", str(workdir / "eval-embeddings"), "--model_name", "synthetic/tiny-subcell",
+        "--dataset.name", "Synthetic HPA-like cells named with published test antibodies",
+        "--dataset.type", "subcell-hf-synthetic", "--protocol.replicate_column", "antibody",
+        "--protocol.moa_column", "locations", "--protocol.profile_by", "[image_id]", "--protocol.null_size", "2000",
+        "--overwrite", "true", *embed,
     ]
-    for name, extra in (("classes", []), ("grouping_3", ["--grouping", "Grouping 3"])):
+    for name, extra in (("classes", []), ("grouping_3", ["--protocol.grouping", "Grouping 3"])):
         started = time.perf_counter()
         output = workdir / f"eval_{name}"
         run("evaluate_model.py", [*common, "--output", str(output), *extra], workdir / f"evaluate_{name}.log")

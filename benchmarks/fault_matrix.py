@@ -298,18 +298,18 @@ def pretrain_cases(matrix: Matrix) -> None:
     from subcell_hf.data.synthetic import prepare_synthetic_shards
 
     work = matrix.work
-    status, text = run_pretrain(["--config", str(work / "nowhere.yaml")])
-    matrix.check("pretrain", "--config of a missing file", "exit 2 naming the file", status, text,
+    status, text = run_pretrain(["--config_path", str(work / "nowhere.yaml")])
+    matrix.check("pretrain", "--config_path of a missing file", "exit 2 naming the file", status, text,
                  "nowhere.yaml" in text)
     bad = work / "bad.yaml"
     bad.write_text("model:\n  family: vit-prots-pool\ndata: [unclosed\n")
-    status, text = run_pretrain(["--config", str(bad)])
+    status, text = run_pretrain(["--config_path", str(bad)])
     matrix.check("pretrain", "a YAML syntax error", "exit 2 naming file and line", status, text, "line" in text)
 
     train, validation = prepare_synthetic_shards(work / "synthetic", num_fields=4, num_validation_fields=4,
                                                  num_antibodies=4, show_progress=False)
     run = work / "pretrain_run"
-    argv = ["--config", "tiny", f"--data.shards={train}", f"--data.validation_shards={validation}",
+    argv = ["--config_path", "tiny", f"--data.shards={train}", f"--data.validation_shards={validation}",
             "--data.records_per_batch=2", "--optim.max_steps=4", "--optim.warmup_steps=1",
             f"--train.output_dir={run}", "--train.report_to=none", "--train.log_every=1", "--train.save_every=2",
             "--eval.every=0"]
@@ -319,19 +319,19 @@ def pretrain_cases(matrix: Matrix) -> None:
     for planted in sorted(p for p in latest.iterdir() if p.suffix in (".pkl", ".bin")):
         original = planted.read_bytes()
         torch.save({"payload": PicklePayload(marker)}, planted)
-        status, text = run_pretrain(argv + ["--resume"])
+        status, text = run_pretrain(argv + ["--resume", "auto"])
         matrix.check("pretrain", f"--resume with a payload in {planted.name}", "exit 2, payload not run", status,
                      text, not marker.exists() and planted.name in text)
         planted.write_bytes(original)
     weights = latest / "model.safetensors"
     original = weights.read_bytes()
     weights.write_bytes(original[: len(original) // 2])
-    status, text = run_pretrain(argv + ["--resume"])
+    status, text = run_pretrain(argv + ["--resume", "auto"])
     matrix.check("pretrain", "--resume from a truncated checkpoint", "exit 2 offering step_00000002", status, text,
                  "step_00000002" in text)
     weights.write_bytes(original)
     shutil.rmtree(latest)  # as if killed after logging step 4, before its checkpoint completed
-    status, text = run_pretrain(argv + ["--resume"])
+    status, text = run_pretrain(argv + ["--resume", "auto"])
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
              if "train/loss" in line]
     matrix.check("pretrain", "resume after a kill: metrics.jsonl", "exit 0, each step logged once", status, text,

@@ -25,12 +25,11 @@ import numpy as np
 from ..utils.atomic_writes import atomic_directory, atomic_write_text, check_output_folder
 from ..models import LOCALIZATION_CLASSES, PRETRAINING_CLASSES
 from .ensemble import attach_ensemble, localization_config
-from .training import ClassifierTrainingConfig, TrainedClassifier, train_ensemble
+from .config import CLASS_SETS, ClassifierTrainingConfig
+from .training import TrainedClassifier, train_ensemble
 
 logger = logging.getLogger(__name__)
 
-#: Named class lists for `classes`: the released ensembles' 31 classes, pretraining's 35, or those the data has.
-CLASS_SETS = ("localization", "pretraining", "present")
 MODEL_DIRNAME = "model"
 EMBEDDINGS_DIRNAME = "embeddings"
 TRAINING_LOG = "training.json"

@@ -23,29 +23,8 @@ from tqdm.auto import tqdm
 from ..evaluation.functional import macro_average_precision
 from ..models import SubCellConfig
 from ..models.modeling_subcell import SubCellClassifier
+from .config import ClassifierTrainingConfig
 from .losses import LOSSES
-
-
-@dataclass
-class ClassifierTrainingConfig:
-    """How each head of the ensemble is trained (see the module docstring for where the defaults come from)."""
-
-    loss: str = "focal"
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 8192
-    max_epochs: int = 200
-    patience: int = 20
-    lr_patience: int = 4
-    lr_factor: float = 0.5
-    validation_fraction: float = 0.1
-    split_seed: int = 0
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, found {self.loss!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), found {self.validation_fraction}")
 
 
 @dataclass

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .config import DatasetInfo, EvaluateModelConfig, EvaluationOptions  # noqa: F401  (re-exported)
 from .embeddings import LabelledEmbeddings
 from .functional import CLUSTERING_METHODS, clustering_metrics, localization_report
 from .groupings import group_scores, grouping_map
@@ -47,34 +48,6 @@ RECORDED_LIBRARIES = (
     "huggingface_hub",
 )
 CLUSTERING_LABELS = {"kmeans": "k-means", "leiden": "Leiden"}
-
-
-@dataclass
-class EvaluationOptions:
-    """How to evaluate (the protocol); defaults reproduce the paper's HPA test-set evaluation."""
-
-    split: str | os.PathLike | None = "published"
-    grouping: str | None = None
-    clustering: Sequence[str] = ("kmeans", "leiden")
-    seed: int = 0
-    leiden_neighbors: int = 15
-    leiden_resolution: float = 1.0
-    metadata: str | os.PathLike | None = None
-    replicate_column: str | None = None
-    moa_column: str | None = None
-    profile_by: Sequence[str] = ("plate", "well")
-    plate_column: str = "plate"
-    normalization: str = "mad_robustize"
-    normalization_samples: str = "all"
-    null_size: int = 10000
-    threshold: float = 0.05
-
-    def __post_init__(self):
-        unknown = [method for method in self.clustering if method not in CLUSTERING_METHODS]
-        if unknown:
-            raise ValueError(f"clustering methods must be among {CLUSTERING_METHODS}, found {unknown}")
-        if self.grouping is not None:
-            grouping_map(self.grouping)  # an unknown grouping fails here, before any work
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tests.utils import corrupt_shard_record
 pytestmark = pytest.mark.slow
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
-EMBED_ARGS = ["--num-workers", "0", "--precision", "fp32"]
+EMBED_ARGS = ["--embedding.num_workers", "0", "--embedding.precision", "fp32"]
 
 
 def recipe(name: str):
@@ -98,11 +98,11 @@ def trained(shards, encoder_dir, tmp_path_factory):
         str(output),
         "--classes",
         "present",
-        "--num-classifiers",
+        "--num_classifiers",
         "2",
-        "--batch-size",
+        "--training.batch_size",
         "8",
-        "--max-epochs",
+        "--training.max_epochs",
         "3",
         *EMBED_ARGS,
     ]
@@ -159,7 +159,7 @@ def test_second_run_reuses_the_embedding_cache(trained):
     before = {path: path.stat().st_mtime_ns for path in chunks}
     assert len(before) == 2  # one chunk per shard
     assert recipe("train_classifiers")(argv) == 2  # the model folder exists: refused without --overwrite
-    assert recipe("train_classifiers")(argv + ["--overwrite"]) == 0
+    assert recipe("train_classifiers")(argv + ["--overwrite", "true"]) == 0
     assert {path: path.stat().st_mtime_ns for path in before} == before
 
 
@@ -173,7 +173,7 @@ def test_overwrite_recomputes_an_embedding_cache_of_another_encoder(trained, tmp
     before = read_labelled_embeddings(output / "embeddings" / "embeddings.h5ad").embeddings
     with_other = [str(other) if value == argv[argv.index("--encoder") + 1] else value for value in argv]
     assert recipe("train_classifiers")(with_other) == 2  # the cache holds another encoder's embeddings: refused
-    assert recipe("train_classifiers")(with_other + ["--overwrite"]) == 0
+    assert recipe("train_classifiers")(with_other + ["--overwrite", "true"]) == 0
     after = read_labelled_embeddings(output / "embeddings" / "embeddings.h5ad").embeddings
     assert after.shape == before.shape and not np.allclose(after, before)
     model = AutoModelForImageClassification.from_pretrained(output / "model")
@@ -190,21 +190,21 @@ def test_evaluate_writes_results_and_model_index(trained, shards, tmp_path, caps
         str(shards),
         "--output",
         str(tmp_path / "eval"),
-        "--model-name",
+        "--model_name",
         "synthetic/tiny-subcell",
-        "--dataset-name",
+        "--dataset.name",
         "Synthetic HPA",
-        "--dataset-type",
+        "--dataset.type",
         "synthetic-hpa",
-        "--clustering",
-        "kmeans",
-        "--replicate-column",
+        "--protocol.clustering",
+        "[kmeans]",
+        "--protocol.replicate_column",
         "antibody",
-        "--profile-by",
-        "image_id",
-        "--null-size",
+        "--protocol.profile_by",
+        "[image_id]",
+        "--protocol.null_size",
         "200",
-        "--card-results",
+        "--card_results",
         str(card_results),
         *EMBED_ARGS,
     ]
@@ -254,11 +254,11 @@ def test_evaluate_reports_an_unknown_column(trained, shards, tmp_path, capsys):
         str(shards),
         "--output",
         str(tmp_path / "eval"),
-        "--embedding-cache",
+        "--embedding.cache",
         str(output / "eval-cache"),
-        "--clustering",
-        "none",
-        "--replicate-column",
+        "--protocol.clustering",
+        "[]",
+        "--protocol.replicate_column",
         "compound",
         *EMBED_ARGS,
     ]
@@ -278,11 +278,30 @@ def test_a_split_of_which_the_shards_hold_no_antibody_is_an_error(trained, shard
         str(shards),
         "--output",
         str(tmp_path / "eval"),
-        "--embedding-cache",
+        "--embedding.cache",
         str(output / "eval-cache"),
-        "--split",
+        "--protocol.split",
         str(split_file),
         *EMBED_ARGS,
     ]
     assert recipe("evaluate_model")(argv) == 2
     assert "none of the 6 antibodies in the data is in the 'test' list" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        ("train_classifiers", ["--shards", "s", "--output", "o"], "Missing required field(s) `encoder`"),
+        ("train_classifiers", ["--encoder", "e", "--shards", "s", "--output", "o", "--training.loss", "mse"],
+         "the command line: loss must be one of ['bce', 'focal'], found 'mse'"),
+        ("evaluate_model", ["--model", "m", "--shards", "s", "--output", "o", "--protocol.clustering", "[dbscan]"],
+         "the command line: clustering methods must be among ('kmeans', 'leiden'), found ['dbscan']"),
+        ("evaluate_model", ["--model", "m", "--shards", "s", "--output", "o", "--protocol.null_size", "many"],
+         "the command line: protocol.null_size: Couldn't parse 'many' into an int"),
+    ],
+)
+def test_a_bad_command_line_exits_2_naming_the_field(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        recipe(name)(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Typed run configuration: presets, YAML + dotted command-line overrides, checks with clear messages."""
+"""Typed run configuration (draccus): presets, YAML + dotted command-line overrides, checks with clear messages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from subcell_hf.pretraining.config import PretrainRecipeConfig, load_config, parse_args
+from subcell_hf.pretraining.config import PretrainRecipeConfig, load_config
+from subcell_hf.utils.config_cli import parse_config
 
 PRESETS = Path(__file__).resolve().parents[2] / "recipes" / "configs"
 
@@ -29,32 +30,37 @@ def test_presets_load_and_build_their_model_config(preset):
 
 
 def test_cli_overrides_win_and_are_typed():
-    config, resume = parse_args(
+    config = parse_config(
+        PretrainRecipeConfig,
         [
-            "--config", str(PRESETS / "tiny.yaml"),
-            "--optim.learning_rate", "2e-4",  # PyYAML reads this as a string: coerced to float
+            "--config_path", "tiny",  # a preset name
+            "--optim.learning_rate", "2e-4",  # YAML 1.1 reads this as a string: draccus makes it a float
             "--optim.max_steps=7",
             "--optim.betas", "[0.8, 0.9]",
             "--model.channel_variant", "dna-protein",
             "--model.config_overrides", "{hidden_size: 32, num_attention_heads: 2, intermediate_size: 64}",
-            "--resume",
-        ]
+            "--resume", "auto",
+        ],
+        presets_dir=PRESETS,
     )
-    assert resume == "auto"
+    assert config.resume == "auto" and "resume" not in config.to_dict()  # how the session starts, not the run
     assert config.optim.learning_rate == 2e-4 and config.optim.max_steps == 7 and config.optim.betas == (0.8, 0.9)
     assert config.data.records_per_batch == 4  # from the YAML file
     model_config = config.model.build_config()
+    # the command line's mapping is merged into the file's: its other sizes stay
     assert model_config.channel_names == ["dna", "protein"] and model_config.hidden_size == 32
+    assert model_config.num_hidden_layers == 2 and model_config.image_size == 64
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"optim.max_stepz": 3}, r"unknown field 'max_stepz'.*max_steps"),
-        ({"optimizer.lr": 3}, r"unknown section 'optimizer'"),
-        ({"optim.max_steps": "many"}, r"optim.max_steps: expected int, found 'many'"),
-        ({"train.mixed_precision": "fp16"}, r"mixed_precision must be no or bf16"),
-        ({"model.channel_variant": "rgb"}, r"channel_variant must be one of"),
+        ({"optim.max_stepz": 3}, r"unknown field --optim.max_stepz \(did you mean --optim.max_steps\?\)"),
+        ({"optimizer.lr": 3}, r"unknown field --optimizer.lr"),
+        ({"optim.max_steps": "many"}, r"^the command line: optim.max_steps: .*Couldn't parse 'many' into an int"),
+        ({"optim.betas": [0.9]}, r"optim.betas: Expected 2 items, got 1"),
+        ({"train.mixed_precision": "fp16"}, r"^the command line: train.mixed_precision must be no or bf16, found 'fp16'"),
+        ({"model.channel_variant": "rgb"}, r"channel_variant must be one of \['all_channels', .*found 'rgb'"),
     ],
 )
 def test_bad_values_are_named(overrides, message):
@@ -63,8 +69,9 @@ def test_bad_values_are_named(overrides, message):
 
 
 def test_schedule_from_epochs_and_from_steps():
-    config = PretrainRecipeConfig.from_dict(
-        {"data": {"records_per_epoch": 1120, "records_per_batch": 14}, "optim": {"epochs": 300, "warmup_epochs": 5}}
+    config = load_config(
+        overrides={"data.records_per_epoch": 1120, "data.records_per_batch": 14, "optim.epochs": 300,
+                   "optim.warmup_epochs": 5}
     )
     assert config.schedule_steps(num_processes=8) == (3000, 50)  # 1120 records / 112 per step = 10 steps per epoch
     config.optim.max_steps, config.optim.warmup_steps = 100, 10
@@ -94,3 +101,41 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(config.to_yaml())
     assert load_config(path) == config
+
+
+HELP_PROBE = """
+import contextlib, io, json, runpy, sys
+report = {}
+for recipe in ("pretrain", "train_classifiers", "evaluate_model"):
+    sys.argv = [recipe + ".py", "--help"]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            runpy.run_path(f"recipes/{recipe}.py", run_name="__main__")
+        except SystemExit:
+            pass
+    report[recipe] = out.getvalue()
+report["torch"] = "torch" in sys.modules
+print(json.dumps(report))
+"""
+
+
+def test_every_recipe_help_is_derived_from_its_dataclass_without_importing_torch():
+    """One subprocess for the three recipes: `--help` lists each field as a flag with the comment above it as help
+    and its default, and answers without importing torch (seconds)."""
+    import json
+    import subprocess
+    import sys
+
+    root = PRESETS.parents[1]
+    done = subprocess.run([sys.executable, "-c", HELP_PROBE], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(root), "PATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert not report["torch"], "a recipe's --help imported torch"
+    flat = {name: " ".join(text.split()) for name, text in report.items() if name != "torch"}
+    assert "--optim.warmup_steps [int] warmup length in optimizer steps (wins over warmup_epochs)" in flat["pretrain"]
+    assert "--config_path" in flat["pretrain"] and "--resume [str]" in flat["pretrain"]
+    assert "--training.max_epochs int most epochs per head (default: 200)" in flat["train_classifiers"]
+    assert "--embedding.precision str encoder autocast" in flat["train_classifiers"]
+    assert "--protocol.null_size int copairs null-distribution size (default: 10000)" in flat["evaluate_model"]
+    assert "--dataset.name str dataset name on the card (default: SubCell shards)" in flat["evaluate_model"]

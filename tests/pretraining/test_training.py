@@ -44,12 +44,12 @@ def run_overrides(output_dir: Path, shards: dict, **extra) -> dict:
 
 
 def launch_command(accelerate_config: str, overrides: dict, *launch_options: str) -> list[str]:
-    """`accelerate launch --config_file recipes/accelerate/<config> recipes/pretrain.py --config tiny ...` on a
+    """`accelerate launch --config_file recipes/accelerate/<config> recipes/pretrain.py --config_path tiny ...` on a
     free rendezvous port."""
     return [
         sys.executable, "-m", "accelerate.commands.launch",
         "--config_file", str(ACCELERATE_CONFIGS / accelerate_config), "--main_process_port", str(free_port()), *launch_options,
-        str(ROOT / "recipes" / "pretrain.py"), "--config", "tiny", *as_cli(overrides),
+        str(ROOT / "recipes" / "pretrain.py"), "--config_path", "tiny", *as_cli(overrides),
     ]
 
 
@@ -122,7 +122,7 @@ def test_sigterm_saves_state_and_resume_reproduces_the_run(reference_run, synthe
     stopper = threading.Thread(target=stop_after_the_first_step, daemon=True)
     try:
         stopper.start()
-        code = load_recipe("pretrain").main(["--config", "tiny", *as_cli(overrides)])
+        code = load_recipe("pretrain").main(["--config_path", "tiny", *as_cli(overrides)])
         stopper.join(timeout=130)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -233,7 +233,7 @@ def test_deepspeed_zero2_two_cpu_processes_save_and_resume(synthetic_shards, tmp
     assert checkpoint.name == "step_00000002" and (checkpoint / "pytorch_model").is_dir()  # a DeepSpeed checkpoint
     shards = sorted(p.name for p in (checkpoint / "pytorch_model").glob("*optim_states.pt"))
     assert shards == ["zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"]
-    second = subprocess.run(command() + ["--resume"], cwd=ROOT, env=environment,
+    second = subprocess.run(command() + ["--resume", "auto"], cwd=ROOT, env=environment,
                             capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     rows = train_rows(tmp_path)
@@ -258,7 +258,7 @@ def test_only_broken_shards_end_the_run_at_once_naming_them(tmp_path, capsys):
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(60)
     try:
-        code = recipe.main(["--config", "tiny", *as_cli(overrides)])
+        code = recipe.main(["--config_path", "tiny", *as_cli(overrides)])
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
