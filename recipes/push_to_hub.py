@@ -23,8 +23,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import draccus
-from draccus.utils import DraccusException
 
 CARDS_DIR = Path(__file__).resolve().parents[1] / "hub_cards"
 
@@ -54,10 +52,9 @@ def parse_args(argv: list[str] | None = None) -> PushConfig:
 
     `--help` and malformed flags exit as argparse does (status 0 / 2), before the package is imported (fast).
     """
-    try:
-        config = draccus.parse(PushConfig, args=sys.argv[1:] if argv is None else argv, prog="recipes/push_to_hub.py")
-    except DraccusException as error:  # a value of the wrong type, an unknown YAML field ...
-        raise ValueError(" ".join(str(error).split())) from None
+    from subcell_hf.utils.config_cli import parse_config
+
+    config = parse_config(PushConfig, argv, prog="recipes/push_to_hub.py", description=__doc__, exit_on_error=False)
     from subcell_hf.variants import RELEASES
 
     if config.release_dir is None:

@@ -24,10 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import draccus
 import jinja2
 import torch
-from draccus.utils import DraccusException
 from huggingface_hub import ModelCard, ModelCardData
 
 from ..evaluation.model_index import model_index_from_results, validate_results
@@ -302,12 +300,12 @@ class CardsConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..utils.config_cli import parse_config
+
     try:
-        args = draccus.parse(
-            CardsConfig, args=sys.argv[1:] if argv is None else argv, prog="python -m subcell_hf.hub.cards"
-        )
-    except DraccusException as error:  # a value of the wrong type, an unknown YAML field ...
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        args = parse_config(CardsConfig, argv, prog="python -m subcell_hf.hub.cards", exit_on_error=False)
+    except ValueError as error:  # a value of the wrong type, an unknown YAML field ...
+        print(f"error: {error}", file=sys.stderr)
         return 2
     try:
         if args.check:

@@ -1,6 +1,8 @@
-"""A recipe's command line, derived by draccus from its config dataclass, with errors a user can act on.
+"""Every entry point's command line, derived by draccus from its config dataclass, with errors a user can act on.
 
-Every recipe (`recipes/pretrain.py`, `recipes/train_classifiers.py`, `recipes/evaluate_model.py`) is one dataclass;
+Every `subcell-hf` command (`subcell_hf/commands/*.py`: `Config`), every recipe (`recipes/pretrain.py`,
+`recipes/train_classifiers.py`, `recipes/evaluate_model.py`, `recipes/push_to_hub.py`) and
+`python -m subcell_hf.hub.cards` is one dataclass;
 draccus turns it into the command line: `--config_path FILE.yaml` loads a YAML file of the same shape, and every
 field is a flag named after it (`--field value`, nested sections as `--section.field value`; names keep their
 underscores). Values are read as YAML: `1e-4`, `true`, `[0.9, 0.95]`, `{hidden_size: 64}`. Field help comes from
@@ -9,6 +11,7 @@ the comment above (or beside) each field.
 What this module adds to `draccus.parse`, and nothing else:
 - `--config_path` also takes a preset name, the stem of a YAML file in the recipe's preset folder
   (`--config_path tiny` for `recipes/configs/tiny.yaml`), resolved before draccus reads the command line;
+- a help that shows each field's help, type, choices and default once (`_help_formatter`);
 - draccus' errors (a missing or malformed YAML file, an unknown field, a value of the wrong type, a check of the
   dataclass) become one line that names the YAML file, the field, what was expected and what was found, and the
   process exits with status 2, as argparse does.
@@ -28,6 +31,7 @@ from typing import TypeVar
 
 import yaml
 from draccus.argparsing import ArgumentParser
+from draccus.help_formatter import SimpleHelpFormatter
 from draccus.utils import DecodingError, DraccusException
 
 T = TypeVar("T")
@@ -68,7 +72,16 @@ def parse_config(
     exit status 2 (or, with `exit_on_error=False`, raised as a `ValueError` with the same message)."""
     argv, config_path = resolve_preset(sys.argv[1:] if argv is None else argv, presets_dir)
     # draccus raises instead of exiting, so that every error goes through `describe_error`
-    parser = ArgumentParser(config_class=config_class, prog=prog, description=description, exit_on_error=False)
+    try:  # building the parser computes the defaults: a bad default from the environment is a usage error too
+        parser = ArgumentParser(
+            config_class=config_class, prog=prog, description=description, exit_on_error=False,
+            formatter_class=_help_formatter(),
+        )
+    except (ValueError, TypeError) as error:
+        if not exit_on_error:
+            raise ValueError(str(error)) from None
+        print(f"{prog or sys.argv[0]}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     def fail(message: str):
         if exit_on_error:
@@ -129,6 +142,33 @@ def describe_error(error: Exception, config_class: type, config_path: str | None
     return f"{config_path or 'the command line'}: {cause}"
 
 
+def _help_formatter() -> type[argparse.HelpFormatter]:
+    """draccus' help (field docstrings, types, choices, defaults) without its repetitions: a section's
+    `--crop str` line once, choices as {a,b} rather than Literal[a,b], and no "(default: None)" where None only means
+    "not given" (the help says what then)."""
+    class HelpFormatter(SimpleHelpFormatter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._seen: set[tuple[str, ...]] = set()
+
+        def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+            return re.sub(r"Literal\[([^\]]*)\]", r"{\1}", super()._format_args(action, default_metavar))
+
+        def _get_help_string(self, action: argparse.Action) -> str:
+            if action.default is None:
+                return action.help or ""
+            return super()._get_help_string(action)
+
+        def add_argument(self, action: argparse.Action) -> None:
+            key = tuple(action.option_strings)
+            if key and key in self._seen:
+                return
+            self._seen.add(key)
+            super().add_argument(action)
+
+    return HelpFormatter
+
+
 def _field_type(config_class: type, key_path: Sequence[str]):
     """The type of the field at `key_path` (None when there is none)."""
     current = config_class
@@ -158,7 +198,8 @@ def _unknown_flags(arguments: list[str], config_class: type) -> str:
         return f"unexpected values {arguments} (a list is one YAML value: '[a, b]')"
     hints = []
     for flag in flags:
-        close = difflib.get_close_matches(flag, known, n=1)
+        underscored = "--" + flag[2:].replace("-", "_")  # the argparse spelling of earlier versions
+        close = [underscored] if underscored in known else difflib.get_close_matches(flag, known, n=1)
         hints.append(f"{flag}" + (f" (did you mean {close[0]}?)" if close else ""))
     return f"unknown field {', '.join(hints)}; run with --help for the fields"
 

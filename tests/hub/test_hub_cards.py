@@ -109,7 +109,7 @@ def test_cards_command_writes_then_checks(tmp_path, capsys):
     assert cards.main(["--output", str(tmp_path), "--check", "true"]) == 0
     assert "8 of 8 cards changed" in capsys.readouterr().out
     assert cards.main(["--output", str(tmp_path), "--check", "perhaps"]) == 2
-    assert "`check`: Couldn't parse 'perhaps' into a bool" in capsys.readouterr().err
+    assert "the command line: check: Couldn't parse 'perhaps' into a bool" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", list(RELEASES))

@@ -69,7 +69,7 @@ def test_help_names_every_option(push_recipe, capsys):
         ([], "--release_dir is required"),
         (["--release_dir", "nowhere"], "--release_dir nowhere: not a folder"),
         (["--release_dir", ".", "--variants", "[dna-protein]"], "--variants: unknown ['dna-protein']; expected names"),
-        (["--release_dir", ".", "--dry_run", "maybe"], "`dry_run`: Couldn't parse 'maybe' into a bool"),
+        (["--release_dir", ".", "--dry_run", "maybe"], "the command line: dry_run: Couldn't parse 'maybe' into a bool"),
     ],
 )
 def test_bad_command_lines_exit_2_with_the_reason(push_recipe, argv, message, capsys):
