@@ -22,7 +22,7 @@ localization, not the nuisance (the learning check measures both).
 2. **Pretraining shards** (`prepare_synthetic_shards`): training and validation shards for the `tiny` preset,
    the tests and the learning check::
 
-       python -m subcell_hf.data.synthetic outputs/synthetic
+       python -m subcell_hf.data.synthetic --root outputs/synthetic
 
    writes `outputs/synthetic/{shards,validation_shards}` (the paths `recipes/configs/tiny.yaml` reads): fields of
    (1), one localization pattern per antibody, cropped to 64-px cells by `subcell_hf.data.shards`. Validation
@@ -37,7 +37,6 @@ localization, not the nuisance (the learning check measures both).
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -566,18 +565,30 @@ def write_release_files(
     return written
 
 
-_PRETRAINING_USAGE = """Synthetic training and validation shards (shards/ and validation_shards/) for the tiny
-pretraining preset: synthetic HPA-like fields cropped to 64-px cells."""
+@dataclass
+class SyntheticShardsConfig:
+    """Synthetic training and validation shards (shards/ and validation_shards/) for the tiny pretraining preset:
+    synthetic HPA-like fields cropped to 64-px cells.
+
+        python -m subcell_hf.data.synthetic --root outputs/synthetic
+    """
+
+    # Folder to write (shards/ and validation_shards/, with the fields they are cropped from).
+    root: Path = Path("outputs/synthetic")
+    # Training fields of view.
+    num_fields: int = 60
+    # Validation fields of view (another seed: new cells of the same antibodies).
+    num_validation_fields: int = 20
+    # Antibodies (2 per localization pattern by default).
+    num_antibodies: int = 20
+    # Random seed.
+    seed: int = 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=_PRETRAINING_USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", help="folder to write (shards/ and validation_shards/)")
-    parser.add_argument("--num-fields", type=int, default=60, help="training fields of view (default: 60)")
-    parser.add_argument("--num-validation-fields", type=int, default=20, help="validation fields (default: 20)")
-    parser.add_argument("--num-antibodies", type=int, default=20, help="antibodies (default: 20, 2 per pattern)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    args = parser.parse_args(argv)
+    from ..utils.config_cli import parse_config
+
+    args = parse_config(SyntheticShardsConfig, argv, prog="python -m subcell_hf.data.synthetic")
     train, validation = prepare_synthetic_shards(
         args.root, args.num_fields, args.num_validation_fields, args.num_antibodies, seed=args.seed
     )
@@ -588,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = [
     "CELL_LINES",
     "PATTERNS",
+    "SyntheticShardsConfig",
     "TINY_ARCHITECTURE",
     "CellLayout",
     "OriginalArchitecture",
