@@ -8,8 +8,9 @@ and the registrations run as soon as transformers loads its Auto classes (see `s
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .utils.lazy_exports import lazy_exports
 
 from . import registration
 
@@ -48,18 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inference.predictor import LocalizationPredictor
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'subcell_hf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    registration.register_all()  # whoever holds a SubCell class can hand it to the Auto classes
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_NAMES, on_load=registration.register_all)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_NAMES))
 
 
 registration.install()

@@ -7,25 +7,26 @@ The names below load on first use, so that reading the settings (`subcell_hf.cla
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..utils.lazy_exports import lazy_exports
 
 #: public name -> submodule that defines it (imported on first access)
 _LAZY_NAMES = {
-    "CLASS_SETS": "config",
-    "ClassifierTrainingConfig": "config",
-    "TrainClassifiersConfig": "config",
-    "attach_ensemble": "ensemble",
-    "localization_config": "ensemble",
-    "load_encoder": "fit",
-    "resolve_classes": "fit",
-    "train_localization_model": "fit",
-    "LOSSES": "losses",
-    "sigmoid_focal_loss": "losses",
-    "TrainedClassifier": "training",
-    "split_by_group": "training",
-    "train_classifier": "training",
-    "train_ensemble": "training",
+    "CLASS_SETS": ".config",
+    "ClassifierTrainingConfig": ".config",
+    "TrainClassifiersConfig": ".config",
+    "attach_ensemble": ".ensemble",
+    "localization_config": ".ensemble",
+    "load_encoder": ".fit",
+    "resolve_classes": ".fit",
+    "train_localization_model": ".fit",
+    "LOSSES": ".losses",
+    "sigmoid_focal_loss": ".losses",
+    "TrainedClassifier": ".training",
+    "split_by_group": ".training",
+    "train_classifier": ".training",
+    "train_ensemble": ".training",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,13 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .training import TrainedClassifier, split_by_group, train_classifier, train_ensemble
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_NAMES)
 
 
 __all__ = [

@@ -9,50 +9,51 @@ dataclasses of `subcell_hf.evaluation.config`, answers without torch.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..utils.lazy_exports import lazy_exports
 
 #: public name -> submodule that defines it (imported on first access)
 _LAZY_NAMES = {
-    "DatasetInfo": "config",
-    "EmbeddingPassConfig": "config",
-    "EvaluateModelConfig": "config",
-    "EvaluationOptions": "config",
-    "LabelledEmbeddings": "embeddings",
-    "embed_shards": "embeddings",
-    "read_labelled_embeddings": "embeddings",
-    "METRIC_NAMES": "functional",
-    "cluster_embeddings": "functional",
-    "clustering_metrics": "functional",
-    "localization_metrics": "functional",
-    "localization_report": "functional",
-    "nearest_neighbor_accuracy": "functional",
-    "per_class_average_precision": "functional",
-    "retrieval_metrics": "functional",
-    "available_groupings": "groupings",
-    "group_scores": "groupings",
-    "grouping_map": "groupings",
-    "AVAILABLE_METRICS": "metrics",
-    "load_metric": "metrics",
-    "metric_path": "metrics",
-    "LOCALIZATION_TASK": "model_index",
-    "eval_results_from_results": "model_index",
-    "make_results": "model_index",
-    "metric_entries": "model_index",
-    "model_index_from_results": "model_index",
-    "read_results": "model_index",
-    "validate_results": "model_index",
-    "write_results": "model_index",
-    "AntibodySplit": "splits",
-    "published_split": "splits",
-    "read_split": "splits",
-    "resolve_split": "splits",
-    "Evaluation": "suite",
-    "evaluate_embeddings": "suite",
-    "evaluate_shards": "suite",
-    "head_probabilities": "suite",
-    "library_versions": "suite",
-    "results_from_evaluation": "suite",
+    "DatasetInfo": ".config",
+    "EmbeddingPassConfig": ".config",
+    "EvaluateModelConfig": ".config",
+    "EvaluationOptions": ".config",
+    "LabelledEmbeddings": ".embeddings",
+    "embed_shards": ".embeddings",
+    "read_labelled_embeddings": ".embeddings",
+    "METRIC_NAMES": ".functional",
+    "cluster_embeddings": ".functional",
+    "clustering_metrics": ".functional",
+    "localization_metrics": ".functional",
+    "localization_report": ".functional",
+    "nearest_neighbor_accuracy": ".functional",
+    "per_class_average_precision": ".functional",
+    "retrieval_metrics": ".functional",
+    "available_groupings": ".groupings",
+    "group_scores": ".groupings",
+    "grouping_map": ".groupings",
+    "AVAILABLE_METRICS": ".metrics",
+    "load_metric": ".metrics",
+    "metric_path": ".metrics",
+    "LOCALIZATION_TASK": ".model_index",
+    "eval_results_from_results": ".model_index",
+    "make_results": ".model_index",
+    "metric_entries": ".model_index",
+    "model_index_from_results": ".model_index",
+    "read_results": ".model_index",
+    "validate_results": ".model_index",
+    "write_results": ".model_index",
+    "AntibodySplit": ".splits",
+    "published_split": ".splits",
+    "read_split": ".splits",
+    "resolve_split": ".splits",
+    "Evaluation": ".suite",
+    "evaluate_embeddings": ".suite",
+    "evaluate_shards": ".suite",
+    "head_probabilities": ".suite",
+    "library_versions": ".suite",
+    "results_from_evaluation": ".suite",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,13 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module_name}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_NAMES)
 
 __all__ = [
     "AVAILABLE_METRICS",

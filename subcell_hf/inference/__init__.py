@@ -13,10 +13,11 @@ Names load on first use (the engine imports torch), so that `subcell_hf.inferenc
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from ..utils.lazy_exports import lazy_exports
 
 #: public name -> module under subcell_hf.inference that defines it
 _LAZY_NAMES = {
@@ -43,17 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .outputs import EmbeddingTable, to_anndata
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_NAMES)
 
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_NAMES))
 
 
 class _Package(types.ModuleType):

@@ -7,8 +7,9 @@ stays light and `recipes/pretrain.py --help` answers at once; the Auto classes l
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..utils.lazy_exports import lazy_exports
 
 _LAZY_NAMES = {
     "FAMILY_OBJECTIVES": ".configuration_pretraining",
@@ -32,14 +33,7 @@ def _register() -> None:
     AutoModelForPreTraining.register(SubCellPreTrainingConfig, SubCellForPreTraining, exist_ok=True)
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_NAMES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name, __name__), name)
-    _register()
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_NAMES, on_load=_register)
 
 
 __all__ = ["FAMILY_OBJECTIVES", "SubCellForPreTraining", "SubCellPreTrainingConfig", "SubCellPreTrainingOutput"]
