@@ -358,7 +358,8 @@ def _embed(
     pending = [c for c in chunks if c.index not in done]
     mine = [c for c in pending if c.index % state.num_processes == state.process_index]
     computed = _run_chunks(embedding_model, source, mine, store, config, device, dtype, preprocess_kwargs,
-                           output_dir, show_progress=config.progress and state.is_main_process)
+                           output_dir, show_progress=config.progress and state.is_main_process,
+                           fingerprint=settings["model_fingerprint"])
     state.wait_for_everyone()
 
     result = EmbedResult(output_dir, chunks_computed=computed, chunks_skipped=len(done))
@@ -426,13 +427,14 @@ def _run_chunks(
     preprocess_kwargs: dict[str, Any],
     output_dir: Path,
     show_progress: bool,
+    fingerprint: str | None = None,
 ) -> int:
-    """Compute and write `chunks`; returns how many were written."""
+    """Compute and write `chunks`; returns how many were written (`fingerprint`: the model's, already hashed)."""
     from tqdm.auto import tqdm
 
     if not chunks:
         return 0
-    runtime = build_runtime(config.runtime, embedding_model, device, dtype, config.compile)
+    runtime = build_runtime(config.runtime, embedding_model, device, dtype, config.compile, fingerprint=fingerprint)
     num_workers = min(config.num_workers, len(chunks))
     # where min-max is cheapest: on an accelerator, or batched in this process when it also reads; CPU workers
     # running beside a CPU model keep the processor (measured: benchmarks/results/embed_pipeline.md)

@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from ..data.channels import check_channels
 from ..model_loading import load_subcell
 from ..options import default_runtime
 from ..models import SubCellForProteinLocalization, SubCellImageProcessor
@@ -35,11 +34,10 @@ class LocalizationPredictor:
         from .runtime import build_runtime
 
         name = getattr(model, "name_or_path", None) or "in-memory"
-        check_channels(processor.channel_names, model.config.channel_names, f"{name}: image processor", exact=True,
-                       hint="the image processor must read the model's channels")
+        embedding_model = EmbeddingModel(model, processor, name)  # checks that the processor reads the model's channels
         self.model = model.eval()
         self.processor = processor
-        self.runtime = build_runtime(runtime or default_runtime(), EmbeddingModel(model, processor, name))
+        self.runtime = build_runtime(runtime or default_runtime(), embedding_model)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | torch.device = "cpu", runtime: str | None = None,

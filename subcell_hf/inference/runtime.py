@@ -133,7 +133,8 @@ class _ExportedGraphRuntime(Runtime):
     quantize = False
 
     def __init__(self, embedding_model: "EmbeddingModel", threads: int | None = None,
-                 cache_dir: str | os.PathLike | None = None, max_sizes: int | None = None):
+                 cache_dir: str | os.PathLike | None = None, max_sizes: int | None = None,
+                 fingerprint: str | None = None):
         super().__init__(embedding_model)
         require_runtime(self.name)
         parameter = next(embedding_model.model.parameters())
@@ -145,7 +146,7 @@ class _ExportedGraphRuntime(Runtime):
         self.threads = threads or torch.get_num_threads()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else export_cache_dir()
         self.max_sizes = max_sizes
-        self._fingerprint: str | None = None
+        self._fingerprint = fingerprint  # computed on first export when not given
         self._graphs: dict[tuple[int, int], Any] = {}
         self._eager: EagerRuntime | None = None
 
@@ -263,9 +264,10 @@ def resolve_runtime(name: str, device: torch.device | str = "cpu", dtype: torch.
 
 def build_runtime(name: str, embedding_model: "EmbeddingModel", device: torch.device | str | None = None,
                   dtype: torch.dtype | None = None, compile: bool = False, threads: int | None = None,
-                  cache_dir: str | os.PathLike | None = None) -> Runtime:
+                  cache_dir: str | os.PathLike | None = None, fingerprint: str | None = None) -> Runtime:
     """The runtime `name` ("auto" resolved by `resolve_runtime`) over `embedding_model` on `device` (default:
-    where the model is)."""
+    where the model is). `fingerprint`: `embedding_model.fingerprint()` when the caller has it already (hashing
+    ViT-B/16's weights takes about a second); the exported runtimes name their cached graphs by it."""
     if device is None:
         device = next(embedding_model.model.parameters()).device
     resolved = resolve_runtime(name, device, dtype, compile)
@@ -273,7 +275,8 @@ def build_runtime(name: str, embedding_model: "EmbeddingModel", device: torch.de
         return EagerRuntime(embedding_model, device, compile=compile, dtype=dtype)
     embedding_model.model.to(device)
     max_sizes = AUTO_MAX_SIZES if name == "auto" else None
-    return RUNTIME_CLASSES[resolved](embedding_model, threads=threads, cache_dir=cache_dir, max_sizes=max_sizes)
+    return RUNTIME_CLASSES[resolved](embedding_model, threads=threads, cache_dir=cache_dir, max_sizes=max_sizes,
+                                     fingerprint=fingerprint)
 
 
 # --------------------------------------------------------------------------------------------------- export
